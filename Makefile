@@ -1,0 +1,52 @@
+# driftwarden: the two commands a newcomer needs are `make demo` and `make test`.
+# Everything they need (virtualenv, Python packages, Kafka jars, Prometheus and
+# Alertmanager packages) is installed on first use and cached in git-ignored folders.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+STAMP := $(VENV)/.installed
+EXTRAS ?= dev,torch
+PYTEST_ARGS ?=
+
+.PHONY: install services-install services-up services-down test test-unit demo bench lint format clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@test -x $(UV) || $(VENV)/bin/pip install -q "uv>=0.4,<1"
+	$(UV) pip install --python $(PY) -q -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+services-install:
+	@bash scripts/install-services.sh
+
+services-up: install services-install
+	$(PY) -m driftwarden.services up
+
+services-down:
+	@test -x $(PY) && $(PY) -m driftwarden.services down || true
+
+test: install services-install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+demo: install services-install
+	$(VENV)/bin/driftwarden demo
+
+bench: install services-install
+	$(PY) -m bench
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) .services .pytest_cache .ruff_cache

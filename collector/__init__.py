@@ -1,0 +1,1 @@
+"""Collector: capture sidecar, SDK and feedback endpoint that stream events to Kafka."""
