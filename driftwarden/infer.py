@@ -34,7 +34,9 @@ def infer_feature_type(column: pd.Series) -> str:
     return "categorical"
 
 
-def _find(columns: list[str], wanted: str | None, candidates: tuple[str, ...], role: str) -> str | None:
+def _find(
+    columns: list[str], wanted: str | None, candidates: tuple[str, ...], role: str
+) -> str | None:
     if wanted is not None:
         if wanted not in columns:
             raise DataFileError(f"--{role}: no column {wanted!r} in the data")
@@ -82,16 +84,16 @@ def infer_spec(
         raise DataFileError(f"column {pred_col!r} cannot be both the prediction and the target")
     roles = {pred_col, target_col}
     features = [
-        FeatureSpec(name=c, type=infer_feature_type(frame[c]))
-        for c in columns
-        if c not in roles
+        FeatureSpec(name=c, type=infer_feature_type(frame[c])) for c in columns if c not in roles
     ]
     if not features:
         raise DataFileError("the data has no feature columns besides the prediction and target")
     target_spec = None
     if target_col is not None:
         kind = infer_feature_type(frame[target_col])
-        target_spec = TargetSpec(column=target_col, type="class" if kind == "categorical" else "regression")
+        target_spec = TargetSpec(
+            column=target_col, type="class" if kind == "categorical" else "regression"
+        )
     return ModelSpec(
         model=model,
         performance={"metrics": _default_metrics(target_spec, pred_col and frame[pred_col])},

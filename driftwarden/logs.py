@@ -32,7 +32,9 @@ def configure_logging(level: str = "info", fmt: LogFormat = "text") -> None:
     if not isinstance(numeric, int):
         from driftwarden.errors import DriftwardenError
 
-        raise DriftwardenError(f"--log-level: unknown level {level!r} (debug, info, warning, error)")
+        raise DriftwardenError(
+            f"--log-level: unknown level {level!r} (debug, info, warning, error)"
+        )
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

@@ -34,7 +34,10 @@ MetaValue = Finite | str | bool | None
 
 
 class PredictionEvent(
-    msgspec.Struct, tag_field="schema", tag=PREDICTION_SCHEMA, forbid_unknown_fields=True,
+    msgspec.Struct,
+    tag_field="schema",
+    tag=PREDICTION_SCHEMA,
+    forbid_unknown_fields=True,
     frozen=True,
 ):
     id: Id
@@ -48,7 +51,10 @@ class PredictionEvent(
 
 
 class FeedbackEvent(
-    msgspec.Struct, tag_field="schema", tag=FEEDBACK_SCHEMA, forbid_unknown_fields=True,
+    msgspec.Struct,
+    tag_field="schema",
+    tag=FEEDBACK_SCHEMA,
+    forbid_unknown_fields=True,
     frozen=True,
 ):
     id: Id

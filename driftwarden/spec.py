@@ -117,8 +117,12 @@ class PerformanceSpec(_Strict):
 
 
 class LabelsSpec(_Strict):
-    join_ttl_s: float = Field(default=86_400.0, gt=0, description="how long a prediction waits for its label")
-    max_pending: int = Field(default=1_000_000, ge=1, description="bound on predictions waiting for a label")
+    join_ttl_s: float = Field(
+        default=86_400.0, gt=0, description="how long a prediction waits for its label"
+    )
+    max_pending: int = Field(
+        default=1_000_000, ge=1, description="bound on predictions waiting for a label"
+    )
 
 
 class ModelSpec(_Strict):
@@ -196,7 +200,11 @@ def parse_spec(data: object, *, source: str = "spec", base_dir: Path | None = No
         msg = first["msg"].removeprefix("Value error, ")
         more = f" (and {e.error_count() - 1} more problem(s))" if e.error_count() > 1 else ""
         raise SpecError(f"{source}: {where}: {msg}{more}") from e
-    if spec.reference is not None and base_dir is not None and not spec.reference.path.is_absolute():
+    if (
+        spec.reference is not None
+        and base_dir is not None
+        and not spec.reference.path.is_absolute()
+    ):
         spec = spec.model_copy(
             update={"reference": ReferenceSpec(path=(base_dir / spec.reference.path).resolve())}
         )

@@ -17,16 +17,15 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFra
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in PARQUET_SUFFIXES | CSV_SUFFIXES:
-        raise DataFileError(f"{p}: unsupported file type {suffix or '(none)'!r}; use .parquet or .csv")
+        raise DataFileError(
+            f"{p}: unsupported file type {suffix or '(none)'!r}; use .parquet or .csv"
+        )
     if not p.exists():
         raise DataFileError(f"{p}: no such file")
     if p.is_dir():
         raise DataFileError(f"{p}: is a directory, expected a .parquet or .csv file")
     try:
-        if suffix in PARQUET_SUFFIXES:
-            frame = pd.read_parquet(p)
-        else:
-            frame = pd.read_csv(p)
+        frame = pd.read_parquet(p) if suffix in PARQUET_SUFFIXES else pd.read_csv(p)
     except Exception as e:  # pyarrow and pandas raise many unrelated types for a bad file
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataFileError(f"{p}: cannot read as {suffix[1:]}: {detail}") from e

@@ -19,7 +19,9 @@ app = typer.Typer(help="Draft and check model monitoring specs.", no_args_is_hel
 def infer(
     data: Path = typer.Argument(..., help="Reference data: a .parquet or .csv file."),
     model: str = typer.Option(None, "--model", "-m", help="Model name (default: the file's stem)."),
-    output: Path = typer.Option(None, "--output", "-o", help="Write the spec here instead of stdout."),
+    output: Path = typer.Option(
+        None, "--output", "-o", help="Write the spec here instead of stdout."
+    ),
     prediction: str = typer.Option(None, help="Prediction column (default: found by name)."),
     target: str = typer.Option(None, help="Target/label column (default: found by name)."),
     window_rows: int = typer.Option(10_000, min=1, help="Rows per drift window."),

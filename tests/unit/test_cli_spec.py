@@ -16,7 +16,11 @@ from driftwarden import __version__
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "driftwarden", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+        [sys.executable, "-m", "driftwarden", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
     )
 
 
@@ -25,10 +29,14 @@ def data(tmp_path: Path) -> Path:
     rng = np.random.default_rng(1)
     n = 300
     path = tmp_path / "reference.parquet"
-    pd.DataFrame({
-        "age": rng.normal(size=n), "country": rng.choice(["DE", "US"], n),
-        "prediction": rng.random(n), "target": rng.integers(0, 2, n),
-    }).to_parquet(path)
+    pd.DataFrame(
+        {
+            "age": rng.normal(size=n),
+            "country": rng.choice(["DE", "US"], n),
+            "prediction": rng.random(n),
+            "target": rng.integers(0, 2, n),
+        }
+    ).to_parquet(path)
     return path
 
 
@@ -48,7 +56,10 @@ def test_infer_writes_a_spec_that_validates(tmp_path: Path, data: Path) -> None:
     doc = yaml.safe_load(out_file.read_text())
     assert doc["model"] == "credit"
     assert doc["reference"]["path"] == "../reference.parquet"
-    assert {f["name"]: f["type"] for f in doc["features"]} == {"age": "numerical", "country": "categorical"}
+    assert {f["name"]: f["type"] for f in doc["features"]} == {
+        "age": "numerical",
+        "country": "categorical",
+    }
     check = run("spec", "validate", str(out_file))
     assert check.returncode == 0 and "ok (model credit, 2 features)" in check.stdout
     again = run("spec", "infer", str(data), "-o", str(out_file))
@@ -71,7 +82,9 @@ def test_infer_from_csv_to_stdout(tmp_path: Path, data: Path) -> None:
         (["spec", "validate", "missing.yaml"], "missing.yaml: no such spec file"),
     ],
 )
-def test_user_mistakes_are_one_line_without_traceback(tmp_path: Path, args: list[str], message: str) -> None:
+def test_user_mistakes_are_one_line_without_traceback(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
     result = run(*args, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0, result.stderr
@@ -85,9 +98,17 @@ def test_corrupt_parquet_and_bad_reference(tmp_path: Path, data: Path) -> None:
     assert result.returncode == 2 and "cannot read as parquet" in result.stderr
     assert "Traceback" not in result.stderr
     spec = tmp_path / "s.yaml"
-    spec.write_text(yaml.safe_dump({
-        "model": "m", "features": [{"name": "age", "type": "numerical"}, {"name": "zip", "type": "categorical"}],
-        "reference": {"path": data.name},
-    }))
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "model": "m",
+                "features": [
+                    {"name": "age", "type": "numerical"},
+                    {"name": "zip", "type": "categorical"},
+                ],
+                "reference": {"path": data.name},
+            }
+        )
+    )
     result = run("spec", "validate", str(spec))
     assert result.returncode == 2 and "missing column(s) 'zip'" in result.stderr

@@ -12,22 +12,30 @@ from driftwarden.infer import infer_feature_type, infer_spec
 
 def _frame(n: int = 500) -> pd.DataFrame:
     rng = np.random.default_rng(7)
-    return pd.DataFrame({
-        "age": rng.normal(40, 10, n),
-        "n_children": rng.integers(0, 4, n),
-        "n_items": rng.integers(0, 1000, n),
-        "country": rng.choice(["DE", "FR"], n),
-        "vip": rng.random(n) < 0.1,
-        "segment": pd.Categorical(rng.choice(["a", "b"], n)),
-        "prediction": rng.random(n),
-        "target": rng.integers(0, 2, n),
-    })
+    return pd.DataFrame(
+        {
+            "age": rng.normal(40, 10, n),
+            "n_children": rng.integers(0, 4, n),
+            "n_items": rng.integers(0, 1000, n),
+            "country": rng.choice(["DE", "FR"], n),
+            "vip": rng.random(n) < 0.1,
+            "segment": pd.Categorical(rng.choice(["a", "b"], n)),
+            "prediction": rng.random(n),
+            "target": rng.integers(0, 2, n),
+        }
+    )
 
 
 @pytest.mark.parametrize(
     ("column", "expected"),
-    [("age", "numerical"), ("n_children", "categorical"), ("n_items", "numerical"),
-     ("country", "categorical"), ("vip", "categorical"), ("segment", "categorical")],
+    [
+        ("age", "numerical"),
+        ("n_children", "categorical"),
+        ("n_items", "numerical"),
+        ("country", "categorical"),
+        ("vip", "categorical"),
+        ("segment", "categorical"),
+    ],
 )
 def test_feature_types_follow_evidently_rules(column: str, expected: str) -> None:
     assert infer_feature_type(_frame()[column]) == expected
@@ -42,9 +50,18 @@ def test_roles_found_by_name() -> None:
     spec = infer_spec(_frame(), model="m")
     assert spec.prediction is not None and spec.prediction.column == "prediction"
     assert spec.prediction.type == "probability"
-    assert spec.target is not None and spec.target.column == "target" and spec.target.type == "class"
+    assert (
+        spec.target is not None and spec.target.column == "target" and spec.target.type == "class"
+    )
     assert "prediction" not in spec.feature_names and "target" not in spec.feature_names
-    assert spec.performance.metrics == ["accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"]
+    assert spec.performance.metrics == [
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "log_loss",
+    ]
 
 
 def test_roles_by_flag_and_regression() -> None:

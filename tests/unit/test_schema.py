@@ -98,11 +98,16 @@ def test_arbitrary_bytes_never_crash_the_decoder(raw: bytes) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10)),
-    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)),
-    max_leaves=20,
-))
+@given(
+    st.recursive(
+        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10)),
+        lambda children: st.one_of(
+            st.lists(children, max_size=4),
+            st.dictionaries(st.text(max_size=8), children, max_size=4),
+        ),
+        max_leaves=20,
+    )
+)
 def test_arbitrary_json_never_crashes_the_decoder(doc: object) -> None:
     raw = json.dumps(doc, allow_nan=True).encode()
     try:
@@ -126,9 +131,11 @@ def test_a_valid_event_decodes_to_the_right_type() -> None:
     event = decode_event(json.dumps(_valid_prediction()).encode())
     assert isinstance(event, PredictionEvent)
     assert event.features["age"] == 41.0 and event.features["country"] == "DE"
-    fb = decode_event(json.dumps(
-        {"schema": FEEDBACK_SCHEMA, "id": "req-1", "model": "credit", "ts": 1.0, "label": 1}
-    ).encode())
+    fb = decode_event(
+        json.dumps(
+            {"schema": FEEDBACK_SCHEMA, "id": "req-1", "model": "credit", "ts": 1.0, "label": 1}
+        ).encode()
+    )
     assert isinstance(fb, FeedbackEvent) and fb.label == 1.0
 
 
@@ -150,8 +157,16 @@ def test_schema_field_is_encoded_first() -> None:
         (_valid_prediction(extra=1), "unknown_field", "extra"),
         (_valid_prediction(schema="driftwarden.prediction/v9"), "unknown_schema", "$.schema"),
         ({"id": "x", "model": "m"}, "unknown_schema", "schema"),
-        (json.dumps(_valid_prediction()).replace('"age": 41', '"age": 1e999').encode(), "non_finite", "$.features"),
-        (json.dumps(_valid_prediction()).replace('"ts": 1700000000.5', '"ts": -1e999').encode(), "non_finite", "$.ts"),
+        (
+            json.dumps(_valid_prediction()).replace('"age": 41', '"age": 1e999').encode(),
+            "non_finite",
+            "$.features",
+        ),
+        (
+            json.dumps(_valid_prediction()).replace('"ts": 1700000000.5', '"ts": -1e999').encode(),
+            "non_finite",
+            "$.ts",
+        ),
         (b"[]", "wrong_type", ""),
         (b"", "malformed_json", ""),
     ],
@@ -177,8 +192,16 @@ def test_oversize_events_are_rejected_before_parsing() -> None:
 
 
 def test_decode_batch_separates_good_and_bad() -> None:
-    good = encode_batch([decode_prediction(json.dumps(_valid_prediction(id=str(i))).encode()) for i in range(3)])
-    records = [good[0], b"garbage", good[1], json.dumps(_valid_prediction(ts=None)).encode(), good[2]]
+    good = encode_batch(
+        [decode_prediction(json.dumps(_valid_prediction(id=str(i))).encode()) for i in range(3)]
+    )
+    records = [
+        good[0],
+        b"garbage",
+        good[1],
+        json.dumps(_valid_prediction(ts=None)).encode(),
+        good[2],
+    ]
     events, errors = decode_batch(records)
     assert [e.id for e in events] == ["0", "1", "2"]
     assert [(i, e.reason) for i, e in errors] == [(1, "malformed_json"), (3, "wrong_type")]

@@ -57,22 +57,44 @@ def test_defaults_are_evidently_compatible() -> None:
     [
         ({"model": "bad name!"}, "model: must be 1-128 characters"),
         ({"features": []}, "features: List should have at least 1 item"),
-        ({"features": [{"name": "age", "type": "text"}]}, "features[0] (age).type: Input should be 'numerical' or 'categorical'"),
-        ({"features": [{"name": "a", "type": "numerical"}, {"name": "a", "type": "categorical"}]}, "duplicate name(s) a"),
+        (
+            {"features": [{"name": "age", "type": "text"}]},
+            "features[0] (age).type: Input should be 'numerical' or 'categorical'",
+        ),
+        (
+            {
+                "features": [
+                    {"name": "a", "type": "numerical"},
+                    {"name": "a", "type": "categorical"},
+                ]
+            },
+            "duplicate name(s) a",
+        ),
         ({"prediction": {"column": "age"}}, "prediction.column: 'age' is also listed as a feature"),
-        ({"prediction": {"type": "ranking"}}, "prediction.type: Input should be 'class', 'probability' or 'regression'"),
+        (
+            {"prediction": {"type": "ranking"}},
+            "prediction.type: Input should be 'class', 'probability' or 'regression'",
+        ),
         ({"reference": {"path": "ref.json"}}, "reference.path: must be a .parquet or .csv file"),
         ({"window": {"rows": None}}, "window: needs rows or duration_s"),
         ({"window": {"rows": 0}}, "window.rows: Input should be greater than or equal to 1"),
         ({"window": {"mode": "sliding"}}, "a sliding window needs rows and step_rows"),
-        ({"drift": {"drift_share": 1.5}}, "drift.drift_share: Input should be less than or equal to 1"),
+        (
+            {"drift": {"drift_share": 1.5}},
+            "drift.drift_share: Input should be less than or equal to 1",
+        ),
         ({"drift": {"fdr": 0.05}}, "drift.fdr: Extra inputs are not permitted"),
-        ({"performance": {"metrics": ["accuracy", "bleu"]}}, "performance.metrics[1]: Input should be"),
+        (
+            {"performance": {"metrics": ["accuracy", "bleu"]}},
+            "performance.metrics[1]: Input should be",
+        ),
         ({"labels": {"join_ttl_s": -5}}, "labels.join_ttl_s: Input should be greater than 0"),
         ({"feature": []}, "feature: Extra inputs are not permitted"),
     ],
 )
-def test_invalid_specs_name_the_field_and_the_problem(tmp_path: Path, change: dict, expected: str) -> None:
+def test_invalid_specs_name_the_field_and_the_problem(
+    tmp_path: Path, change: dict, expected: str
+) -> None:
     doc = {**VALID, **change}
     with pytest.raises(SpecError) as info:
         load_spec(_write(tmp_path, doc))
@@ -112,13 +134,24 @@ def test_load_specs_reads_a_folder_and_rejects_duplicate_models(tmp_path: Path) 
 @settings(max_examples=50, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True), st.sampled_from(["numerical", "categorical"])),
-        min_size=1, max_size=10, unique_by=lambda t: t[0],
+        st.tuples(
+            st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True),
+            st.sampled_from(["numerical", "categorical"]),
+        ),
+        min_size=1,
+        max_size=10,
+        unique_by=lambda t: t[0],
     ),
     st.integers(min_value=1, max_value=10**6),
 )
 def test_dump_then_parse_is_the_same_spec(features: list[tuple[str, str]], rows: int) -> None:
-    spec = parse_spec({"model": "m", "features": [{"name": n, "type": t} for n, t in features], "window": {"rows": rows}})
+    spec = parse_spec(
+        {
+            "model": "m",
+            "features": [{"name": n, "type": t} for n, t in features],
+            "window": {"rows": rows},
+        }
+    )
     again = parse_spec(yaml.safe_load(dump_spec(spec)))
     assert again == spec
     assert isinstance(again, ModelSpec)
