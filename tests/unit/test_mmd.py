@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch  # the `torch` extra is part of `make test`; missing, this module fails loudly
 
-torch = pytest.importorskip("torch")
-
-from detectors.mmd import MMDResult, MMDTest, median_heuristic_bandwidth  # noqa: E402
+from detectors.mmd import MMDResult, MMDTest, median_heuristic_bandwidth
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -285,8 +284,9 @@ def test_no_other_detectors_module_imports_torch():
     assert out.stdout.strip() == "False"
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.gpu
 def test_cuda_agrees_with_cpu():
+    assert torch.cuda.is_available(), "the gpu marker selects this test on a CUDA machine only"
     x, y = _pair(13, m=3000, n=2500, d=5, shift=0.05)
     cpu = MMDTest(n_permutations=50, seed=2, device="cpu").test(x, y)
     gpu = MMDTest(n_permutations=50, seed=2, device="cuda").test(x, y)
