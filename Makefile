@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= dev,torch
 PYTEST_ARGS ?=
 
-.PHONY: install services-install services-up services-down test test-unit demo bench lint format clean
+.PHONY: install services-install services-up services-down test test-unit test-gpu demo bench lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -30,6 +30,9 @@ services-down:
 
 test: install services-install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-gpu: install
+	$(PY) -m pytest -m gpu tests/unit $(PYTEST_ARGS)
 
 test-unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
