@@ -109,6 +109,8 @@ class DriftOptions(_Strict):
     missing_share_drift: bool = False
     unseen_category_drift: bool = False
     chisquare_min_expected: float | None = Field(default=None, gt=0)
+    # Report an effect size (KS D, Cramér's V) next to every p-value (docs/statistics.md).
+    effect_size: bool = False
     multivariate: MultivariateOptions = MultivariateOptions()
 
 

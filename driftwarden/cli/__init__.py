@@ -34,9 +34,18 @@ def _root(
 
 
 # Command groups register themselves below; a command exists only once it works.
+from driftwarden.cli import dashboards as dashboards_cmd  # noqa: E402
+from driftwarden.cli import detectors as detectors_cmd  # noqa: E402
 from driftwarden.cli import spec as spec_cmd  # noqa: E402
 
 app.add_typer(spec_cmd.app, name="spec")
+from driftwarden.cli.demo import demo as demo_cmd  # noqa: E402
+
+app.command("demo")(demo_cmd)
+app.add_typer(__import__("driftwarden.cli.collector", fromlist=["app"]).app, name="collector")
+app.add_typer(dashboards_cmd.app, name="dashboards")
+app.add_typer(detectors_cmd.app, name="detectors")
+app.command("drift")(__import__("driftwarden.cli.drift", fromlist=["drift"]).drift)
 
 
 def main(argv: list[str] | None = None) -> None:

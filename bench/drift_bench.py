@@ -1,0 +1,337 @@
+"""Benchmark: `driftwarden drift` against Evidently's ``Report([DataDriftPreset()])``.
+
+    python -m bench.drift_bench                          # 10k, 100k and 1M rows per side
+    python -m bench.drift_bench --sizes 10000 100000     # a subset
+    python -m bench.drift_bench --json out.json          # also write the rows as JSON
+
+The data (bench/datasets.py) has 27 columns: 20 numerical (one with missing values, two
+integer counts), 5 categorical (one with categories the reference never saw), a prediction
+and a target. Both sides are written to parquet once per size; then every measurement runs
+in a fresh subprocess, so its peak memory (``ru_maxrss``) is its own:
+
+* ``evidently``: read both files, time ``Report([DataDriftPreset()]).run(current, reference)``.
+* ``build``: read both files, time what ``driftwarden drift --format json`` computes: build
+  the reference profile, summarise the current data, run the tests, render the JSON.
+* ``build-1t``: the same on one thread (the CLI uses the machine's CPUs by default).
+* ``loaded``: the reference profile is loaded from its ``.npz`` file instead of built.
+* ``cli``: the whole ``driftwarden drift`` process, interpreter start and file reads
+  included (wall time measured from outside).
+
+Times are the best of `--repeat` runs inside one process for driftwarden and one run for
+Evidently (minutes at 1M rows). Ratios are Evidently's time (or peak memory) over ours,
+measured in the same run. Verdicts (test name and drift per column, dataset drift) are
+compared column by column, with the largest relative score difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+MiB = 2**20
+DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+# --------------------------------------------------------------------------- children
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MiB
+
+
+def _child_evidently(ref_path: str, cur_path: str) -> dict[str, Any]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from evidently import Report
+        from evidently.legacy.calculations.stattests.registry import _registered_stat_tests
+        from evidently.presets import DataDriftPreset
+
+    from driftwarden.tables import read_table
+
+    t = time.perf_counter()
+    ref, cur = read_table(ref_path), read_table(cur_path)
+    read_s = time.perf_counter() - t
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = time.perf_counter()
+        snap = Report([DataDriftPreset()], include_tests=True).run(cur, ref)
+        compute_s = time.perf_counter() - t
+        doc = snap.dict()
+    display = {t.display_name: n for n, d in _registered_stat_tests.items() for t in d.values()}
+    columns: dict[str, dict[str, Any]] = {}
+    share = None
+    for m in doc["metrics"]:
+        cfg = m["config"]
+        if cfg["type"].endswith("ValueDrift"):
+            columns[cfg["column"]] = {
+                "test": display.get(cfg["method"], cfg["method"]),
+                "score": float(m["value"]),
+            }
+        elif cfg["type"].endswith("DriftedColumnsCount"):
+            share = m["value"]["share"]
+    for t_ in doc["tests"]:
+        if t_["id"] == "drift":
+            columns[t_["metric_config"]["params"]["column"]]["drift"] = t_["status"] == "FAIL"
+    return {
+        "read_s": read_s,
+        "compute_s": compute_s,
+        "peak_mib": _peak_mib(),
+        "columns": columns,
+        "dataset_drift": share is not None and share >= 0.5,
+    }
+
+
+def _child_driftwarden(
+    ref_path: str, cur_path: str, profile_path: str | None, workers: int, repeat: int
+) -> dict[str, Any]:
+    """What ``driftwarden drift --format json`` does, in the same order (so the same peak
+    memory): read the reference, build its profile (or load it), drop the reference data,
+    read the current data, compute, render. Later repeats only refine the time."""
+    from detectors.drift import DriftDetector
+    from detectors.profile import ReferenceProfile
+    from driftwarden.drift_report import render_json
+    from driftwarden.tables import read_table
+
+    def once() -> tuple[float, float, str]:
+        read_s = compute_s = 0.0
+        t = time.perf_counter()
+        if profile_path is None:
+            ref = read_table(ref_path)
+            read_s += time.perf_counter() - t
+            t = time.perf_counter()
+            profile = ReferenceProfile.from_frame(ref, workers=workers)
+            del ref
+        else:
+            profile = ReferenceProfile.load(profile_path)
+        compute_s += time.perf_counter() - t
+        t = time.perf_counter()
+        cur = read_table(cur_path)
+        read_s += time.perf_counter() - t
+        t = time.perf_counter()
+        text = render_json(DriftDetector(profile, workers=workers).update(cur).result)
+        compute_s += time.perf_counter() - t
+        return read_s, compute_s, text
+
+    read_s, best, text = once()
+    peak = _peak_mib()
+    for _ in range(repeat - 1):
+        best = min(best, once()[1])
+    doc = json.loads(text)
+    return {
+        "read_s": read_s,
+        "compute_s": best,
+        "peak_mib": peak,
+        "columns": {
+            c["column"]: {"test": c["test"], "score": c["score"], "drift": c["drift_detected"]}
+            for c in doc["columns"]
+        },
+        "dataset_drift": doc["dataset_drift"],
+    }
+
+
+# --------------------------------------------------------------------------- parent
+
+
+def _run_child(args: list[str]) -> dict[str, Any]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.drift_bench", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child {args[:2]} failed:\n{err[-3000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _run_cli(ref: Path, cur: Path, out: Path) -> dict[str, Any]:
+    exe = Path(sys.executable).with_name("driftwarden")
+    cmd = [str(exe), "drift", "-r", str(ref), "-c", str(cur), "-f", "json", "-o", str(out)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.returncode != 0:
+        raise RuntimeError(f"driftwarden drift failed: {err[-2000:]}")
+    return {"wall_s": wall, "peak_mib": usage.ru_maxrss * 1024 / MiB}
+
+
+def _compare(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+    diffs, max_rel = [], 0.0
+    for name, e in theirs["columns"].items():
+        o = ours["columns"].get(name)
+        if o is None or (o["test"], o["drift"]) != (e["test"], e["drift"]):
+            diffs.append(name)
+            continue
+        if e["score"] != 0:
+            max_rel = max(max_rel, abs(o["score"] - e["score"]) / abs(e["score"]))
+    if set(ours["columns"]) != set(theirs["columns"]):
+        diffs.extend(sorted(set(ours["columns"]) ^ set(theirs["columns"])))
+    return {
+        "identical_verdicts": not diffs and ours["dataset_drift"] == theirs["dataset_drift"],
+        "differing_columns": diffs,
+        "max_rel_score_diff": max_rel,
+    }
+
+
+def _child_prepare(n: int, ref: str, cur: str, profile: str) -> dict[str, Any]:
+    from bench.datasets import make_frames
+    from detectors.profile import ReferenceProfile
+
+    ref_frame, cur_frame = make_frames(n)
+    ref_frame.to_parquet(ref)
+    cur_frame.to_parquet(cur)
+    ReferenceProfile.from_frame(ref_frame).save(profile)
+    return {}
+
+
+def measure(n: int, workdir: Path, repeat: int, evidently: bool, workers: int) -> dict[str, Any]:
+    # Linux keeps a process's peak RSS across fork and exec, so the children are started by
+    # this small parent, which never holds the data: their ru_maxrss is then their own.
+    ref, cur = workdir / f"ref_{n}.parquet", workdir / f"cur_{n}.parquet"
+    profile = workdir / f"ref_{n}.npz"
+    _run_child(
+        [
+            "--one",
+            "prepare",
+            "--rows",
+            str(n),
+            "--ref",
+            str(ref),
+            "--cur",
+            str(cur),
+            "--profile",
+            str(profile),
+        ]
+    )
+    row: dict[str, Any] = {"rows": n, "profile_mib": profile.stat().st_size / MiB}
+    common = ["--ref", str(ref), "--cur", str(cur), "--repeat", str(repeat)]
+    row["build"] = _run_child(["--one", "build", *common, "--workers", str(workers)])
+    row["build-1t"] = _run_child(["--one", "build", *common, "--workers", "1"])
+    row["loaded"] = _run_child(
+        ["--one", "loaded", *common, "--profile", str(profile), "--workers", str(workers)]
+    )
+    row["cli"] = _run_cli(ref, cur, workdir / f"out_{n}.json")
+    if evidently:
+        row["evidently"] = _run_child(["--one", "evidently", *common])
+        row["check"] = _compare(row["build"], row["evidently"])
+        row["check_loaded"] = _compare(row["loaded"], row["evidently"])
+    for key in ("build", "build-1t", "loaded", "evidently"):
+        if key in row:
+            row[key].pop("columns", None)
+    return row
+
+
+def _fmt_table(rows: list[dict[str, Any]], workers: int) -> str:
+    lines = [
+        f"driftwarden drift vs Evidently 0.7 DataDriftPreset, 27 columns, python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, driftwarden on {workers} thread(s); compute = time after the files are read",
+        "",
+        "| rows/side | Evidently compute | ours, built (x faster) | ours, 1 thread (x) | ours, loaded profile (x) "
+        "| Evidently peak | ours built peak (x lower) | ours loaded peak (x) | CLI process wall / peak | verdicts |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|",
+    ]
+    for r in rows:
+        ev = r.get("evidently")
+        b, b1, lo, cli = r["build"], r["build-1t"], r["loaded"], r["cli"]
+
+        def ratio(a: float | None, b_: float) -> str:
+            return f" ({a / b_:.0f}x)" if a else ""
+
+        def mem_ratio(a: float | None, b_: float) -> str:
+            return f" ({a / b_:.1f}x)" if a else ""
+
+        ev_t = ev["compute_s"] if ev else None
+        ev_m = ev["peak_mib"] if ev else None
+        check = r.get("check")
+        verdict = "-"
+        if check:
+            verdict = (
+                f"identical (max rel score diff {check['max_rel_score_diff']:.1e})"
+                if check["identical_verdicts"] and r["check_loaded"]["identical_verdicts"]
+                else f"DIFFER: {check['differing_columns']}"
+            )
+        lines.append(
+            f"| {r['rows']:,} | {f'{ev_t:.2f} s' if ev else 'skipped'} "
+            f"| {b['compute_s']:.3f} s{ratio(ev_t, b['compute_s'])} "
+            f"| {b1['compute_s']:.3f} s{ratio(ev_t, b1['compute_s'])} "
+            f"| {lo['compute_s']:.3f} s{ratio(ev_t, lo['compute_s'])} "
+            f"| {f'{ev_m:,.0f} MiB' if ev else '-'} "
+            f"| {b['peak_mib']:,.0f} MiB{mem_ratio(ev_m, b['peak_mib'])} "
+            f"| {lo['peak_mib']:,.0f} MiB{mem_ratio(ev_m, lo['peak_mib'])} "
+            f"| {cli['wall_s']:.2f} s / {cli['peak_mib']:,.0f} MiB | {verdict} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES))
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="driftwarden runs per child (best kept)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="driftwarden threads (default: CPUs, max 8)"
+    )
+    parser.add_argument("--no-evidently", action="store_true", help="measure driftwarden only")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    # internal: one measurement in this (fresh) process
+    parser.add_argument(
+        "--one", choices=["prepare", "evidently", "build", "loaded"], help=argparse.SUPPRESS
+    )
+    parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--ref", help=argparse.SUPPRESS)
+    parser.add_argument("--cur", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.one == "prepare":
+        print(json.dumps(_child_prepare(args.rows, args.ref, args.cur, args.profile)))
+        return
+    if args.one == "evidently":
+        print(json.dumps(_child_evidently(args.ref, args.cur)))
+        return
+    if args.one in ("build", "loaded"):
+        print(
+            json.dumps(
+                _child_driftwarden(args.ref, args.cur, args.profile, args.workers or 1, args.repeat)
+            )
+        )
+        return
+
+    from driftwarden.cli.drift import default_workers
+
+    workers = args.workers or default_workers()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="drift-bench-") as tmp:
+        for n in args.sizes:
+            print(f"measuring {n:,} rows per side ...", file=sys.stderr, flush=True)
+            rows.append(measure(n, Path(tmp), args.repeat, not args.no_evidently, workers))
+    table = _fmt_table(rows, workers)
+    table += (
+        f"\n\n(benchmark driver's own peak RSS, included in every child's: {_peak_mib():.0f} MiB)"
+    )
+    print(table)
+    out = args.json or RESULTS / "drift_bench.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"workers": workers, "rows": rows, "table": table}, indent=2))
+    print(f"\n(rows written to {out})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""Collector settings: flags (or DRIFTWARDEN_* variables) plus an optional YAML file.
+
+Loaded once by the CLI and passed down; nothing here reads the environment by itself.
+The flags carry what a Helm chart or the admission webhook sets per pod (model, ports,
+payload format, sample rate, ...); the file (`--config`) carries what is set per model
+or per installation: JSON field paths, redaction, topic prefix, prediction routes,
+spool and delivery tuning. Every field has a unit and a default; a bad file is one
+`CollectorError` line that names the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from collector.delivery import DeliverySettings
+from collector.errors import CollectorError
+from collector.payloads import FieldPath, JsonPaths
+from collector.proxy import ProxySettings
+from driftwarden.kafka import DEFAULT_TOPIC_PREFIX
+from driftwarden.spec import ModelSpec
+
+DEFAULT_PORT = 8480
+DEFAULT_ADMIN_PORT = 8481
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class JsonConfig(_Strict):
+    """Field paths for the `json` payload format (see `collector.payloads.FieldPath`)."""
+
+    features: str | dict[str, str] = Field(
+        default="$", description="path to the row(s) in the request, or feature name -> path"
+    )
+    prediction: str | None = Field(
+        default=None,
+        description="path to the prediction(s) in the response; default: the spec's "
+        "prediction column, or the whole response when it is not an object",
+    )
+
+    @field_validator("features")
+    @classmethod
+    def _paths(cls, v: str | dict[str, str]) -> str | dict[str, str]:
+        for p in [v] if isinstance(v, str) else v.values():
+            FieldPath(p)
+        return v
+
+    def paths(self) -> JsonPaths:
+        return JsonPaths(features=self.features, prediction=self.prediction)
+
+
+class RedactConfig(_Strict):
+    features: list[str] = Field(default_factory=list, description="feature names to redact")
+    mode: Literal["drop", "null", "hash"] = "drop"
+    salt: str = Field(default="", description="key of the `hash` mode (keep it secret)")
+
+
+class CaptureConfig(_Strict):
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="bytes; larger bodies are forwarded, not captured"
+    )
+
+
+class SpoolConfig(_Strict):
+    max_bytes: int = Field(default=512 * 1024 * 1024, ge=64 * 1024, description="bytes on disk")
+    segment_bytes: int = Field(default=8 * 1024 * 1024, ge=4096, description="bytes per file")
+    fsync: Literal["always", "interval", "never"] = "interval"
+    fsync_interval_s: float = Field(default=1.0, gt=0)
+    drop_policy: Literal["oldest", "newest"] = "oldest"
+
+
+class DeliveryConfig(_Strict):
+    queue_size: int = Field(default=100_000, ge=1, description="items waiting in memory")
+    max_in_flight: int = Field(default=100_000, ge=1, description="records unacknowledged")
+    slow_after_s: float = Field(default=2.0, gt=0, description="s without acknowledgement: spool")
+    message_timeout_s: float = Field(default=30.0, gt=0)
+    drain_timeout_s: float = Field(default=10.0, ge=0)
+    compression: Literal["lz4", "zstd", "none"] = "lz4"
+    linger_ms: int = Field(default=50, ge=0, description="ms librdkafka waits to fill a batch")
+    poll_interval_ms: float = Field(
+        default=20.0, gt=0, description="ms the delivery thread sleeps when it has nothing to do"
+    )
+
+    def settings(self) -> DeliverySettings:
+        return DeliverySettings(
+            queue_size=self.queue_size,
+            max_in_flight=self.max_in_flight,
+            slow_after_s=self.slow_after_s,
+            message_timeout_s=self.message_timeout_s,
+            drain_timeout_s=self.drain_timeout_s,
+            compression=self.compression,
+            linger_ms=self.linger_ms,
+            poll_interval_s=self.poll_interval_ms / 1000,
+        )
+
+
+class ProxyConfig(_Strict):
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    pool_size: int = Field(default=256, ge=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    shutdown_timeout_s: float = Field(default=10.0, ge=0)
+
+
+class TracingConfig(_Strict):
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces URL; unset: off unless OTEL_EXPORTER_OTLP_* is set",
+    )
+    service_name: str = "driftwarden-collector"
+
+
+class CollectorConfig(_Strict):
+    """The `--config` YAML file."""
+
+    topic_prefix: str = DEFAULT_TOPIC_PREFIX
+    routes: list[str] | None = Field(
+        default=None, description="prediction routes (globs); default per payload format"
+    )
+    json_paths: JsonConfig = Field(default_factory=JsonConfig, alias="json")
+    redact: RedactConfig = Field(default_factory=RedactConfig)
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
+    meta: dict[str, str] = Field(default_factory=dict, description="added to every event's meta")
+    kafka: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="extra librdkafka producer settings (security, ...)"
+    )
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (("." if out else "") + str(part))
+    return out or "(top level)"
+
+
+def parse_config(data: object, source: str = "config") -> CollectorConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise CollectorError(f"{source}: expected a mapping at the top level")
+    try:
+        return CollectorConfig.model_validate(data)
+    except ValidationError as e:
+        errors = sorted(e.errors(), key=lambda err: err["type"] != "extra_forbidden")
+        first = errors[0]
+        msg = first["msg"].removeprefix("Value error, ")
+        raise CollectorError(f"{source}: {_where(first['loc'])}: {msg}") from e
+
+
+def load_config(path: str | Path | None) -> CollectorConfig:
+    """Read the YAML config file (None: all defaults)."""
+    if path is None:
+        return CollectorConfig()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise CollectorError(f"--config: {p}: no such file") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise CollectorError(f"--config: {p}: cannot read ({e})") from e
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise CollectorError(f"--config: {p}: invalid YAML ({str(e).splitlines()[0]})") from e
+    return parse_config(data, source=f"--config {p}")
+
+
+@dataclass(frozen=True)
+class CollectorSettings:
+    """Everything `collector run` needs, resolved once."""
+
+    model: str
+    model_port: int
+    version: str = ""
+    port: int = DEFAULT_PORT
+    admin_port: int = DEFAULT_ADMIN_PORT
+    host: str = "0.0.0.0"
+    bootstrap: str = "localhost:9092"
+    payload_format: str = "kserve-v1"
+    spec: ModelSpec | None = None
+    sample_rate: float = 1.0
+    spool_dir: Path = Path("/tmp/driftwarden-spool")
+    config: CollectorConfig = field(default_factory=CollectorConfig)
+    #: Added to every event's meta (namespace and pod come from the downward API).
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def proxy_settings(self) -> ProxySettings:
+        p = self.config.proxy
+        return ProxySettings(
+            upstream_port=self.model_port,
+            max_header_bytes=p.max_header_bytes,
+            pool_size=p.pool_size,
+            connect_timeout_s=p.connect_timeout_s,
+            shutdown_timeout_s=p.shutdown_timeout_s,
+        )

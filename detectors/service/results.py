@@ -1,0 +1,68 @@
+"""What a closed window produced: the record written to the results topic, kept in the
+in-process history and read by the Prometheus collector.
+
+`WindowResult` is one evaluated window of one (model, version): `kind` "drift" for a
+window of predictions (feature, dataset and prediction drift, data quality, multivariate
+drift) and "performance" for a window of labelled predictions. `(model, version, kind,
+seq)` identifies a window; the restart and scale-out tests assert that every identity
+appears exactly once with the same content as in an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+__all__ = ["RESULT_SCHEMA", "FeatureResult", "WindowResult", "decode_result", "encode_result"]
+
+RESULT_SCHEMA = "driftwarden.window/v1"
+
+
+class FeatureResult(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One drift test on one column (a feature, or the prediction)."""
+
+    name: str
+    type: str  # numerical | categorical
+    test: str  # Evidently registry name: wasserstein, jensenshannon, ks, ...
+    score: float | None  # p-value or distance (see `test`); None when not computable
+    threshold: float
+    drift_detected: bool
+    skipped: str | None = None  # why the column was not tested (empty window side, ...)
+
+
+class WindowResult(
+    msgspec.Struct, frozen=True, omit_defaults=True, tag_field="schema", tag=RESULT_SCHEMA
+):
+    model: str
+    version: str
+    kind: str  # "drift" | "performance"
+    seq: int  # 1-based window number of (model, version, kind)
+    rows: int
+    partition: int
+    first_offset: int = -1  # partition offsets of the window's first and last prediction
+    last_offset: int = -1
+    start_ts: float = 0.0  # event time of the first and last row
+    end_ts: float = 0.0
+    features: list[FeatureResult] = []
+    drift_share: float | None = None
+    dataset_drift: bool | None = None
+    prediction: FeatureResult | None = None
+    # feature -> check -> share of rows (missing, out_of_range, unseen_category, type_error)
+    quality: dict[str, dict[str, float | None]] = {}
+    multivariate_pvalue: float | None = None
+    performance: dict[str, float | None] = {}
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.model, self.version, self.kind, self.seq)
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(WindowResult)
+
+
+def encode_result(result: WindowResult) -> bytes:
+    return _encoder.encode(result)
+
+
+def decode_result(data: bytes | str) -> WindowResult:
+    return _decoder.decode(data)

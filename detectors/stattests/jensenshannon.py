@@ -1,0 +1,28 @@
+"""Jensen-Shannon distance (Evidently ``jensenshannon``): natural log, drift when >= 0.1.
+
+Shares per category (or per pooled 'sturges' bin for a numerical column whose reference
+has more than 20 distinct values), no smoothing; the maximum is sqrt(ln 2) ~ 0.833.
+"""
+
+from __future__ import annotations
+
+from scipy.spatial import distance
+
+from detectors.profile import Sample
+from detectors.stattests._shared import binned_shares
+from detectors.stattests.base import ColumnType, StatTest
+
+
+class JensenShannon(StatTest):
+    name = "jensenshannon"
+    display_name = "Jensen-Shannon distance"
+    column_types = frozenset({"numerical", "categorical"})
+    default_threshold = 0.1
+    score_kind = "distance"
+    direction = ">="
+
+    def score(
+        self, reference: Sample, current: Sample, column_type: ColumnType
+    ) -> tuple[float, float | None]:
+        p, q = binned_shares(reference, current, column_type, feel_zeroes=False)
+        return float(distance.jensenshannon(p, q)), None

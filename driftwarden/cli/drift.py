@@ -1,0 +1,178 @@
+"""`driftwarden drift`: batch drift of a current data file against a reference.
+
+Reads two parquet/CSV files (the reference may also be a saved profile, ``.npz``), maps
+the optional spec to the statistics core's options, and prints JSON, a table or an HTML
+report. With no spec the result is what Evidently 0.7's DataDriftPreset gives.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from driftwarden.errors import DataFileError, DriftwardenError, SpecError
+
+if TYPE_CHECKING:
+    from detectors.drift import DriftConfig
+    from driftwarden.spec import ModelSpec
+
+# pandas, scipy and the statistics core load inside the command so `--help` stays instant.
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    html = "html"
+
+
+PROFILE_SUFFIX = ".npz"
+
+
+def default_workers() -> int:
+    """Threads for per-column work: the CPUs this process may use, at most 8."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, 8))
+
+
+def spec_options(spec: ModelSpec) -> tuple[DriftConfig, list[str], dict[str, str]]:
+    """(drift options, columns to test, their types) from a monitoring spec."""
+    from detectors.drift import DriftConfig, DriftConfigError
+
+    d = spec.drift
+    try:
+        config = DriftConfig(
+            numerical_test=None if d.numerical_test == "auto" else d.numerical_test,
+            categorical_test=None if d.categorical_test == "auto" else d.categorical_test,
+            threshold=d.threshold,
+            per_column_test={f.name: f.test for f in spec.features if f.test and f.test != "auto"},
+            per_column_threshold={
+                f.name: f.threshold for f in spec.features if f.threshold is not None
+            },
+            drift_share=d.drift_share,
+            fdr_alpha=d.fdr_alpha,
+            min_rows=d.min_rows,
+            effect_size=getattr(d, "effect_size", False),
+            missing_share_drift=d.missing_share_drift,
+            unseen_category_drift=d.unseen_category_drift,
+            chisquare_min_expected=d.chisquare_min_expected,
+        )
+    except DriftConfigError as e:
+        raise SpecError(f"drift: {e}") from e
+    types = {f.name: f.type for f in spec.features}
+    if spec.prediction is not None and spec.prediction.output != "list":
+        types[spec.prediction.column] = (
+            "categorical" if spec.prediction.type == "class" else "numerical"
+        )
+    if spec.target is not None:
+        types[spec.target.column] = "categorical" if spec.target.type == "class" else "numerical"
+    return config, list(types), types
+
+
+def drift(
+    reference: Path = typer.Option(
+        None,
+        "--reference",
+        "-r",
+        help="Reference data (.parquet or .csv), or a profile saved with --save-profile (.npz). "
+        "Default: the spec's reference.",
+    ),
+    current: Path = typer.Option(..., "--current", "-c", help="Current data (.parquet or .csv)."),
+    spec_path: Path = typer.Option(
+        None, "--spec", "-s", help="Monitoring spec: columns, types and drift options."
+    ),
+    output_format: OutputFormat = typer.Option(
+        OutputFormat.table, "--format", "-f", help="table (default), json or html."
+    ),
+    output: Path = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
+    save_profile: Path = typer.Option(
+        None,
+        "--save-profile",
+        help="Also save the reference profile to this .npz file, to pass as --reference later.",
+    ),
+    workers: int = typer.Option(
+        None, "--workers", min=1, help="Threads for per-column work (default: CPUs, at most 8)."
+    ),
+    fail_on_drift: bool = typer.Option(
+        False, "--fail-on-drift", help="Exit with status 1 when dataset drift is detected."
+    ),
+) -> None:
+    """Compare CURRENT with REFERENCE column by column (Evidently 0.7's defaults)."""
+    from detectors.drift import ColumnMismatchError, DriftConfig, DriftConfigError, DriftDetector
+    from detectors.profile import ProfileError, ReferenceProfile
+    from driftwarden.drift_report import render_html, render_json, render_table
+    from driftwarden.tables import read_table
+
+    workers = workers or default_workers()
+    config, columns, column_types = DriftConfig(), None, None
+    if spec_path is not None:
+        from driftwarden.spec import load_spec
+
+        spec = load_spec(spec_path)
+        config, columns, column_types = spec_options(spec)
+        if reference is None and spec.reference is not None:
+            reference = spec.reference.path
+    if reference is None:
+        raise DriftwardenError("--reference is required (or a spec with a reference)")
+
+    try:
+        if reference.suffix.lower() == PROFILE_SUFFIX:
+            if not reference.is_file():
+                raise DataFileError(f"{reference}: no such file")
+            ref_profile = ReferenceProfile.load(reference)
+        else:
+            ref_frame = read_table(reference, columns=columns)
+            ref_profile = ReferenceProfile.from_frame(ref_frame, workers=workers)
+            del ref_frame
+        cur_frame = read_table(current, columns=columns)
+        detector = DriftDetector(
+            ref_profile, config, column_types=column_types, columns=columns, workers=workers
+        )
+        detector.update(cur_frame)
+        del cur_frame
+        result = detector.result
+    except (ColumnMismatchError, ProfileError) as e:
+        raise DataFileError(str(e)) from e
+    except DriftConfigError as e:
+        raise SpecError(str(e)) from e
+
+    if save_profile is not None:
+        try:
+            ref_profile.save(save_profile)
+        except OSError as e:
+            raise DataFileError(
+                f"{save_profile}: cannot write the profile: {e.strerror or e}"
+            ) from e
+
+    if output_format is OutputFormat.json:
+        text = render_json(result)
+    elif output_format is OutputFormat.html:
+        text = render_html(
+            result,
+            ref_profile.columns,
+            detector.current,
+            sources=(str(reference), str(current)),
+        )
+    else:
+        text = render_table(result, color=output is None and _stdout_is_tty())
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise DataFileError(f"{output}: cannot write: {e.strerror or e}") from e
+    if fail_on_drift and result.dataset_drift:
+        raise typer.Exit(1)
+
+
+def _stdout_is_tty() -> bool:
+    import sys
+
+    return sys.stdout.isatty()

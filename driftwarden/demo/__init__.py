@@ -1,0 +1,1 @@
+"""`driftwarden demo`: the monitoring loop on one machine, with embedded defaults."""
