@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -312,32 +313,8 @@ def _metric(admin_port: int, name: str) -> float:
 # --- the benchmark ------------------------------------------------------------------------
 
 
-_SPIN = """
-import os, sys
-os.sched_setaffinity(0, {int(sys.argv[1])})
-os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-while True:
-    pass
-"""
-
-
-@contextlib.contextmanager
-def _cores_awake(enabled: bool) -> Iterator[None]:
-    """SCHED_IDLE spinners on both cores: a woken task preempts them at once, but the
-    virtual CPUs never halt, so the hypervisor's idle wake-up latency (milliseconds on
-    this kind of VM) stays out of the figures. Off by default; `--awake` turns it on."""
-    cpus = (PROXY_CPU, LOAD_CPU) if enabled else ()
-    procs = [subprocess.Popen([sys.executable, "-c", _SPIN, str(cpu)]) for cpu in cpus]
-    try:
-        yield
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
-
-
 def run_benchmark(
-    runs: int, duration: float, rates: list[float], throughput_s: float, awake: bool = False
+    runs: int, duration: float, rates: list[float], throughput_s: float
 ) -> dict[str, Any]:
     from driftwarden.services.kafka import KafkaBroker
 
@@ -355,7 +332,6 @@ def run_benchmark(
         port, admin_port = _free_port(), _free_port()
         py = sys.executable
         with (
-            _cores_awake(awake),
             _process([py, "-m", "collector.testing", "--port", str(model_port)], {LOAD_CPU}, work / "model.log"),
             _process(
                 [
@@ -386,7 +362,6 @@ def run_benchmark(
                 "rates": {},
                 "runs": runs,
                 "duration_s": duration,
-                "cores_awake": awake,
             }
             for rate in rates:
                 direct, proxied, cpu_us = [], [], []
@@ -447,13 +422,13 @@ def run_benchmark(
             )
     finally:
         broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
     return results
 
 
 def print_results(results: dict[str, Any]) -> None:
-    awake = ", cores kept awake" if results.get("cores_awake") else ""
     print(f"\ncollector benchmark (median of {results['runs']} runs, {results['duration_s']:g}s each; "
-          f"proxy pinned to one core, capture + Kafka delivery on{awake})")  # fmt: skip
+          f"proxy pinned to one core, capture + Kafka delivery on)")  # fmt: skip
     print(f"{'rate':>6} {'direct p50':>11} {'proxy p50':>10} {'+p50':>8} {'direct p99':>11} "
           f"{'proxy p99':>10} {'+p99':>8} {'cpu/req':>9}")  # fmt: skip
     for rate, r in results["rates"].items():
@@ -480,19 +455,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per latency run")
     parser.add_argument("--rates", default="200,1000")
     parser.add_argument("--throughput-seconds", type=float, default=5.0)
-    parser.add_argument(
-        "--awake",
-        action="store_true",
-        help="keep both cores from idling (SCHED_IDLE spinners) to exclude VM wake-up latency",
-    )
     args = parser.parse_args(argv)
     rates = [float(r) for r in args.rates.split(",")]
-    results = run_benchmark(args.runs, args.duration, rates, args.throughput_seconds, args.awake)
+    results = run_benchmark(args.runs, args.duration, rates, args.throughput_seconds)
     print_results(results)
-    out = RESULTS.with_name("collector-awake.json") if args.awake else RESULTS
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out.relative_to(REPO)}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print(f"wrote {RESULTS.relative_to(REPO)}")
     return 0
 
 

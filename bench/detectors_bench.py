@@ -10,10 +10,12 @@ before any thread starts, so librdkafka's threads share the core) and consumes t
 columnar decoding, windows of `--window` rows, per-feature drift (Evidently defaults),
 dataset and prediction drift, data quality, checkpoints and transactional commits, results
 written to Kafka. Timing starts when the first event has been processed and stops when the
-last window's result is committed.
+last window's metrics are published (evaluated and readable on /metrics; its transaction
+commits with the next checkpoint).
 
 Reported: events/s (wall clock, one core), events per CPU-second of the service process
-(all its threads), per-window statistics time, and the process's peak RSS. Prints a table
+(all its threads), per-window statistics time, and the process's peak RSS (VmHWM).
+`--profile FILE` records the service with py-spy (collapsed stacks) when it is installed. Prints a table
 and writes bench/results/detectors.json. Target (issue 6): >= 50,000 events/s per core.
 """
 

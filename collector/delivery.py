@@ -15,8 +15,13 @@ The thread is the only owner of the producer and the spool. It runs in one of tw
   holds anything (also at start, after a restart). New records are appended to the spool,
   and the spool is replayed in order, one batch at a time: a batch is committed (the
   spool's cursor moves) only up to the last record Kafka acknowledged, so nothing
-  leaves the spool before Kafka has it. When the spool is empty the thread goes back to
-  `direct`.
+  leaves the spool before Kafka has it. When the spool is empty and Kafka acknowledged
+  something since spooling began, the thread goes back to `direct`.
+
+A stall (no acknowledgement while records wait, or every broker down) also takes back
+what librdkafka has not sent yet (`purge` of its queue, never of in-flight requests: no
+duplicates), and the replay then probes with one record, growing its batches only as
+Kafka answers. See `_stall` for why this matters for CPU.
 
 Guarantee: at least once for every record that was submitted and not counted as dropped
 (queue full, spool full). A duplicate can only come from a record that was in flight
@@ -371,7 +376,7 @@ class Delivery:
         records on disk rather than in memory, this matters for CPU: an idempotent
         librdkafka producer whose broker hangs with requests in flight busy-loops while
         more batches wait behind them (measured: a full core)."""
-        if self._stalled:
+        if self._stalled or self.spool is None:  # without a spool, librdkafka keeps them
             return
         self._stalled = True
         self._replay_size = 1  # probe with one record until Kafka answers again

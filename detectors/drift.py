@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from detectors._parallel import parallel_map
 from detectors.fdr import benjamini_hochberg
@@ -265,6 +264,8 @@ def _check_kinds(
 
 
 def _two_proportion_p(k1: int, n1: int, k2: int, n2: int) -> float:
+    from scipy import stats  # on use: scipy.stats adds about a second to start-up
+
     pooled = (k1 + k2) / (n1 + n2)
     var = pooled * (1 - pooled) * (1 / n1 + 1 / n2)
     if var <= 0:
@@ -296,6 +297,8 @@ def _unseen_drift(
     r, c = reference.sample.as_counts(), current.sample.as_counts()
     if current.n == 0 or reference.n == 0:
         return {"unseen_share": None, "unseen_category_drift": False}
+    from scipy import stats
+
     unseen_rows = int(c.counts[~c.index.isin(r.index)].sum())
     share = unseen_rows / current.n
     drift = False

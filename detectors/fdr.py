@@ -17,22 +17,27 @@ def benjamini_hochberg(pvalues: np.ndarray, alpha: float) -> tuple[np.ndarray, n
     """(rejected, adjusted p-values) for the step-up procedure at level `alpha`.
 
     The adjusted p-value of the i-th smallest of m p-values is
-    min over j >= i of p_(j) * m / j, capped at 1; a hypothesis is rejected when its
-    adjusted p-value is at most `alpha`. NaN p-values are never rejected and do not
-    count in m.
+    min over j >= i of p_(j) * m / j, capped at 1 (as ``scipy.stats.false_discovery_control``);
+    the k smallest are rejected, k = max{i : p_(i) <= i alpha / m}, which is the same as
+    "adjusted p-value <= alpha" up to rounding at equality. NaN p-values are never rejected
+    and do not count in m.
     """
     p = np.asarray(pvalues, dtype=np.float64)
     adjusted = np.full(p.shape, np.nan)
-    ok = ~np.isnan(p)
-    m = int(ok.sum())
+    rejected = np.zeros(p.shape, dtype=bool)
+    ok = np.flatnonzero(~np.isnan(p))
+    m = ok.shape[0]
     if m:
         q = p[ok]
         order = np.argsort(q, kind="stable")
-        scaled = q[order] * m / np.arange(1, m + 1)
-        scaled = np.minimum.accumulate(scaled[::-1])[::-1]
+        ranks = np.arange(1, m + 1)
+        scaled = np.minimum.accumulate((q[order] * m / ranks)[::-1])[::-1]
         out = np.empty(m)
         out[order] = np.minimum(scaled, 1.0)
         adjusted[ok] = out
-    with np.errstate(invalid="ignore"):
-        rejected = adjusted <= alpha
+        # The step-up rule itself (rather than adjusted <= alpha, which rounding can move
+        # at equality): reject the k smallest, k = max{i : p_(i) <= i alpha / m}.
+        below = np.flatnonzero(q[order] <= ranks * alpha / m)
+        if below.shape[0]:
+            rejected[ok[order[: below[-1] + 1]]] = True
     return rejected, adjusted

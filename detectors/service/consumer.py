@@ -133,6 +133,13 @@ class DetectorService:
         _log.info("serving /metrics and /healthz on %s:%d", s.metrics_host, server.port)
         try:
             self._open_kafka(stop)
+            _log.info(
+                "replica %r of group %r on %s (transactional id %r)",
+                s.instance_id,
+                s.group_id,
+                s.bootstrap,
+                s.transactional_id,
+            )
             if s.tune_gc:
                 _tune_gc()
             if not stop.is_set():

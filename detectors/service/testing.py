@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -381,8 +382,13 @@ def read_results(
 
 
 class ServiceProcess:
-    """`python -m detectors.service run ...` as a child process (for SIGKILL tests, the
-    alerts tests and the demo). Environment and flags as for the CLI."""
+    """`python -m detectors.service ...` as a child process (for SIGKILL tests, the alerts
+    tests and the demo). Environment and flags as for the CLI.
+
+    `instance_id` names the replica (its Kafka transactional id and static group member);
+    by default each `ServiceProcess` gets a unique one, so several can run on one host. To
+    restart "the same replica" (fencing the killed one at once), pass the same id again.
+    """
 
     def __init__(
         self,
@@ -395,7 +401,14 @@ class ServiceProcess:
         log_path: Path | None = None,
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        instance_id: str | None = None,
     ) -> None:
+        if "--instance-id" not in extra_args:
+            extra_args = [
+                *extra_args,
+                "--instance-id",
+                instance_id or f"proc-{uuid.uuid4().hex[:8]}",
+            ]
         self.args = [
             sys.executable,
             "-m",

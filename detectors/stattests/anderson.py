@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import warnings
 
-from scipy import stats
-
 from detectors.profile import Sample
 from detectors.stattests._shared import ks_statistic
 from detectors.stattests.base import ColumnType, StatTest
@@ -30,6 +28,8 @@ class AndersonDarling(StatTest):
     ) -> tuple[float, float | None]:
         if reference.min == reference.max == current.min == current.max:
             return 1.0, None  # one value on both sides: identical (scipy and Evidently raise)
+        from scipy import stats  # on use: scipy.stats adds about a second to start-up
+
         with warnings.catch_warnings():
             # "p-value capped/floored": the table's documented limits, already in the result
             warnings.simplefilter("ignore", UserWarning)

@@ -16,7 +16,6 @@ rarest categories pooled into one cell until every expected count is at least
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from detectors.profile import Sample
 from detectors.stattests._shared import aligned_counts, cramers_v
@@ -25,6 +24,8 @@ from detectors.stattests.base import ColumnType, StatTest
 
 def evidently_chisquare(r_counts: np.ndarray, c_counts: np.ndarray) -> tuple[float, float]:
     """(p, statistic) as ``scipy.stats.chisquare(f_obs=cur, f_exp=ref * n_cur / n_ref)``."""
+    from scipy import stats  # on use: scipy.stats adds about a second to start-up
+
     k_norm = c_counts.sum() / r_counts.sum()
     f_exp = r_counts * k_norm
     f_obs = c_counts.astype(np.float64)
@@ -38,6 +39,8 @@ def pooled_homogeneity(
     r_counts: np.ndarray, c_counts: np.ndarray, min_expected: float
 ) -> tuple[float, float]:
     """(p, statistic) of the 2 x k homogeneity test after pooling rare categories."""
+    from scipy import stats
+
     totals = r_counts + c_counts
     n_r, n_c = float(r_counts.sum()), float(c_counts.sum())
     n = n_r + n_c

@@ -9,7 +9,6 @@ sample is never sorted.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 from scipy.special import gammaln, kv
 
 from detectors.profile import Sample
@@ -51,6 +50,8 @@ def cvm_2samp(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     k, n = nx * ny, nx + ny
     t = u / (k * n) - (4 * k - 1) / (6 * n)
     if max(nx, ny) <= EXACT_MAX_N:
+        from scipy import stats  # on use: scipy.stats adds about a second to start-up
+
         return float(stats.cramervonmises_2samp(a, b, method="exact").pvalue), float(t)
     et = (1 + 1 / n) / 6
     vt = (n + 1.0) * (4 * k * n - 3 * (nx**2 + ny**2) - 2 * k)

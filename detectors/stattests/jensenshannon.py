@@ -6,7 +6,8 @@ has more than 20 distinct values), no smoothing; the maximum is sqrt(ln 2) ~ 0.8
 
 from __future__ import annotations
 
-from scipy.spatial import distance
+import numpy as np
+from scipy.special import rel_entr
 
 from detectors.profile import Sample
 from detectors.stattests._shared import binned_shares
@@ -25,4 +26,14 @@ class JensenShannon(StatTest):
         self, reference: Sample, current: Sample, column_type: ColumnType
     ) -> tuple[float, float | None]:
         p, q = binned_shares(reference, current, column_type, feel_zeroes=False)
-        return float(distance.jensenshannon(p, q)), None
+        return jensenshannon(p, q), None
+
+
+def jensenshannon(p: np.ndarray, q: np.ndarray) -> float:
+    """``scipy.spatial.distance.jensenshannon(p, q)`` (natural log), operation for operation,
+    without importing scipy.spatial and scipy.stats."""
+    p = p / np.sum(p)
+    q = q / np.sum(q)
+    m = (p + q) / 2.0
+    js = np.sum(rel_entr(p, m)) + np.sum(rel_entr(q, m))
+    return float(np.sqrt(js / 2.0))

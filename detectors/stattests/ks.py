@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import stats
 
 from detectors.profile import Sample
 from detectors.stattests._shared import ks_statistic
@@ -21,6 +20,8 @@ def ks_pvalue(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     Small samples go to scipy itself (its exact path); large ones use scipy's asymptotic
     formula on a D computed from the sorted arrays, so nothing is sorted again.
     """
+    from scipy import stats  # on use: scipy.stats adds about a second to start-up
+
     n1, n2 = a.shape[0], b.shape[0]
     if max(n1, n2) <= EXACT_MAX_N:
         with warnings.catch_warnings():

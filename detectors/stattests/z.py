@@ -7,7 +7,6 @@ compares that class's share in reference and current with the pooled standard er
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from detectors.profile import Sample
 from detectors.stattests._shared import aligned_counts, cramers_v
@@ -26,6 +25,8 @@ class ZTest(StatTest):
     def score(
         self, reference: Sample, current: Sample, column_type: ColumnType
     ) -> tuple[float, float | None]:
+        from scipy import stats  # on use: scipy.stats adds about a second to start-up
+
         r, c = reference.as_counts(), current.as_counts()
         if r.n_unique == 1 and c.n_unique == 1 and r.keys[0] == c.keys[0]:
             return 1.0, 0.0

@@ -33,19 +33,21 @@ def _root(
     """Observability and drift monitoring for ML models on Kubernetes."""
 
 
-# Command groups register themselves below; a command exists only once it works.
+# Command groups register themselves below; a command exists only once it works. Each
+# module imports its heavy dependencies inside its commands, so `--help` stays fast.
+from driftwarden.cli import collector as collector_cmd  # noqa: E402
 from driftwarden.cli import dashboards as dashboards_cmd  # noqa: E402
 from driftwarden.cli import detectors as detectors_cmd  # noqa: E402
 from driftwarden.cli import spec as spec_cmd  # noqa: E402
-
-app.add_typer(spec_cmd.app, name="spec")
 from driftwarden.cli.demo import demo as demo_cmd  # noqa: E402
+from driftwarden.cli.drift import drift as drift_cmd  # noqa: E402
 
 app.command("demo")(demo_cmd)
-app.add_typer(__import__("driftwarden.cli.collector", fromlist=["app"]).app, name="collector")
-app.add_typer(dashboards_cmd.app, name="dashboards")
+app.command("drift")(drift_cmd)
+app.add_typer(spec_cmd.app, name="spec")
+app.add_typer(collector_cmd.app, name="collector")
 app.add_typer(detectors_cmd.app, name="detectors")
-app.command("drift")(__import__("driftwarden.cli.drift", fromlist=["drift"]).drift)
+app.add_typer(dashboards_cmd.app, name="dashboards")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -180,6 +180,9 @@ def test_hung_broker_spools_without_spinning_and_loses_nothing(
             traffic.stop_flag.set()
             traffic.join(30)
         assert c.service.delivery.wait_idle(90)
+        deadline = time.monotonic() + 10
+        while c.service.delivery.mode != "direct" and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert c.service.delivery.mode == "direct"
     got = _ids(broker.bootstrap, f"{prefix}.predictions", len(traffic.sent))
     print(

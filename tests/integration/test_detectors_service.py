@@ -6,6 +6,7 @@ invalid events are dead-lettered and counted while processing goes on."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,17 @@ WINDOW = 1000
 DRIFT_FROM = 3000  # a window boundary: window 4 is the first full window after the point
 DRIFTED = {"num_1", "cat_0"}
 UNDRIFTED = {"num_0", "num_2", "num_3", "cat_1"}
+
+
+def _committed(service: DetectorService, kind: str, n: int, timeout: float = 30.0) -> list:
+    """The committed results of `kind`, once there are `n` (metrics show a window as soon
+    as it is evaluated; `history` only after its transaction commits)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = sorted((r for r in service.history if r.kind == kind), key=lambda r: r.seq)
+        if len(got) >= n or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
 
 
 def _value(prom, promql: str) -> float:
@@ -118,7 +130,7 @@ def test_drift_latency_labels_and_dead_letters_through_prometheus(
     prom.wait_for(f'{mc.CONSUMER_LAG.name}{{topic="{topic}",partition="0"}} == 0', timeout=30)
 
     # every window, exactly: not before the point, from the first full window after it on
-    drift = sorted((r for r in service.history if r.kind == "drift"), key=lambda r: r.seq)
+    drift = _committed(service, "drift", 6)
     assert [r.seq for r in drift] == [1, 2, 3, 4, 5, 6]
     for r in drift:
         by_name = {f.name: f for f in r.features}
@@ -163,7 +175,7 @@ def test_drift_latency_labels_and_dead_letters_through_prometheus(
         )
         for i in range(n_windows)
     ]
-    perf = sorted((r for r in service.history if r.kind == "performance"), key=lambda r: r.seq)
+    perf = _committed(service, "performance", n_windows)
     assert [r.seq for r in perf] == list(range(1, n_windows + 1))
     assert [r.performance["accuracy"] for r in perf] == pytest.approx(expected, abs=1e-12)
     assert _value(prom, f'{mc.MODEL_PERFORMANCE.name}{{{sel},metric="accuracy"}}') == pytest.approx(
@@ -188,8 +200,6 @@ def test_metric_names_and_labels_are_the_catalogue(setup, kafka: KafkaBroker) ->
     stream = model.stream(2 * WINDOW, seed=3)
     produce(kafka.bootstrap, f"{prefix}.predictions", stream.records())
     produce(kafka.bootstrap, f"{prefix}.feedback", stream.feedback_records())
-    import time
-
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and service.windows_committed < 4:
         time.sleep(0.1)

@@ -48,7 +48,9 @@ def _event(i: int = 0, **over: object) -> bytes:
 
 def test_fast_path_columns() -> None:
     codec = ModelCodec(_spec(), categories={"c": ["blue", "red"]})
-    batch, invalid, foreign = codec.decode([_event(0), _event(1), _event(2, features={"x": None, "c": "green"})])
+    batch, invalid, foreign = codec.decode(
+        [_event(0), _event(1), _event(2, features={"x": None, "c": "green"})]
+    )
     assert not invalid and not foreign
     assert batch.num.shape == (2, 3)
     np.testing.assert_array_equal(batch.num[0], [1.5, 2.5, np.nan])
@@ -76,7 +78,10 @@ def test_wrong_feature_type_is_a_type_error_not_an_invalid_event() -> None:
     ("payload", "reason"),
     [
         (b"{nope", "malformed_json"),
-        (b'{"schema": "driftwarden.feedback/v1", "id": "a", "model": "m", "ts": 1, "label": 1}', "unknown_schema"),
+        (
+            b'{"schema": "driftwarden.feedback/v1", "id": "a", "model": "m", "ts": 1, "label": 1}',
+            "unknown_schema",
+        ),
         (b'{"schema": "driftwarden.prediction/v1", "id": "a", "model": "m"}', "missing_field"),
         (_event(0, ts=float("nan")) if False else _event(0, extra=1), "unknown_field"),
         (_event(0, ts=-1.0), "invalid_value"),
@@ -123,7 +128,13 @@ def test_list_prediction_takes_the_positive_class() -> None:
 def test_class_predictions_get_class_codes() -> None:
     spec = _spec(prediction={"column": "p", "type": "class"})
     codec = ModelCodec(spec, classes=[0, 1])
-    batch, _, _ = codec.decode([_event(0, prediction=1), _event(1, prediction="cat"), _event(2, prediction=[0.1, 0.7, 0.2])])
+    batch, _, _ = codec.decode(
+        [
+            _event(0, prediction=1),
+            _event(1, prediction="cat"),
+            _event(2, prediction=[0.1, 0.7, 0.2]),
+        ]
+    )
     assert batch.label.tolist() == [1, 2, 1]
     assert codec.classes.values == [0, 1, "cat"]
 
@@ -155,7 +166,9 @@ def test_vocab_state_round_trip() -> None:
     st.lists(
         st.fixed_dictionaries(
             {
-                "x": st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=3)),
+                "x": st.one_of(
+                    st.none(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=3)
+                ),
                 "c": st.one_of(st.none(), st.text(max_size=3), st.integers(-5, 5), st.booleans()),
             }
         ),

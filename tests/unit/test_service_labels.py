@@ -30,7 +30,13 @@ def test_join_finds_and_removes_predictions() -> None:
     assert len(join) == 1
     again = join.join(["a"])  # a label is joined once
     assert again.found.tolist() == [False]
-    assert join.counts.as_dict() == {"joined": 2, "expired": 0, "evicted": 0, "unmatched": 2, "duplicate": 0}
+    assert join.counts.as_dict() == {
+        "joined": 2,
+        "expired": 0,
+        "evicted": 0,
+        "unmatched": 2,
+        "duplicate": 0,
+    }
 
 
 def test_expiry_by_injected_time() -> None:
@@ -60,7 +66,9 @@ def test_bounded_memory_evicts_the_oldest() -> None:
 def test_duplicate_ids_keep_the_latest() -> None:
     join = LabelJoin(ttl_s=100.0, max_pending=10)
     _add(join, ["a", "b"], [1.0, 2.0])
-    join.add(["a"], np.array([1], np.int32), np.array([0.99]), np.array([7], np.int32), np.array([3.0]))
+    join.add(
+        ["a"], np.array([1], np.int32), np.array([0.99]), np.array([7], np.int32), np.array([3.0])
+    )
     got = join.join(["a"])
     assert got.version.tolist() == [1] and got.label.tolist() == [7]
     assert join.counts.duplicate == 1
@@ -131,12 +139,24 @@ def test_delayed_labels_replay_accuracy() -> None:
     truth = (rng.random(n) < score).astype(np.int32)
     join = LabelJoin(ttl_s=3600.0, max_pending=10_000)
     ids = [f"id{i}" for i in range(n)]
-    join.add(ids, np.zeros(n, np.int32), score, (score >= 0.5).astype(np.int32), np.arange(n, dtype=float))
+    join.add(
+        ids,
+        np.zeros(n, np.int32),
+        score,
+        (score >= 0.5).astype(np.int32),
+        np.arange(n, dtype=float),
+    )
     labelled = rng.permutation(n)[: int(0.7 * n)]
     got = join.join([ids[i] for i in labelled.tolist()])
     assert got.found.all()
     w = LabelledWindow(version=0, rows=len(labelled))
-    (closed,) = w.add(got.score, got.label, truth[labelled], np.zeros(len(labelled)), np.arange(len(labelled), dtype=float))
+    (closed,) = w.add(
+        got.score,
+        got.label,
+        truth[labelled],
+        np.zeros(len(labelled)),
+        np.arange(len(labelled), dtype=float),
+    )
     accuracy = float(np.mean(closed.predicted == closed.actual))
     expected = float(np.mean((score[labelled] >= 0.5) == truth[labelled]))
     assert accuracy == pytest.approx(expected)

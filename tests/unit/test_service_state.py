@@ -247,7 +247,9 @@ def test_multivariate_drift_when_enabled(tmp_path: Path) -> None:
     reg.load()
     s = model.stream(600, drift_from=300, drifted={"num_0", "num_1", "num_2"}, shift=1.0, seed=6)
     shard = ShardState(0, reg)
-    results, _ = shard.process_predictions([Record(i, k, v, i) for i, (k, v) in enumerate(s.records())])
+    results, _ = shard.process_predictions(
+        [Record(i, k, v, i) for i, (k, v) in enumerate(s.records())]
+    )
     pvalues = [r.multivariate_pvalue for r in sorted(results, key=lambda r: r.seq)]
     assert pvalues[0] is not None and pvalues[0] > 0.05
     assert pvalues[1] is not None and pvalues[1] < 0.05

@@ -132,7 +132,9 @@ def test_checkpoint_mid_window_then_continue_equals_uninterrupted(
 ) -> None:
     cut = min(cut, n)
     ts = np.arange(n, dtype=np.float64)
-    policy = WindowPolicy(rows=rows, duration_s=None, sliding=sliding, step_rows=3 if sliding else 0)
+    policy = WindowPolicy(
+        rows=rows, duration_s=None, sliding=sliding, step_rows=3 if sliding else 0
+    )
     whole = _run(policy, ts, [])
 
     values = np.arange(n, dtype=np.float64)
@@ -165,7 +167,9 @@ def test_type_errors_travel_with_their_rows() -> None:
 def test_policy_from_spec(spec_mode: str) -> None:
     from driftwarden.spec import WindowSpec
 
-    spec = WindowSpec(rows=100, duration_s=30.0, mode=spec_mode, step_rows=10 if spec_mode == "sliding" else None)
+    spec = WindowSpec(
+        rows=100, duration_s=30.0, mode=spec_mode, step_rows=10 if spec_mode == "sliding" else None
+    )
     p = WindowPolicy.from_spec(spec)
     assert p.sliding == (spec_mode == "sliding")
     assert p.duration_s == (None if p.sliding else 30.0)
