@@ -12,13 +12,21 @@ from rich.live import Live
 
 def demo(
     duration: float = typer.Option(120.0, min=10, help="Seconds of traffic before the demo stops."),
-    rate: float = typer.Option(100.0, min=1, max=2000, help="Requests per second sent to the model."),
-    drift_after: float = typer.Option(30.0, min=0, help="Seconds of normal traffic before drift starts."),
+    rate: float = typer.Option(
+        100.0, min=1, max=2000, help="Requests per second sent to the model."
+    ),
+    drift_after: float = typer.Option(
+        30.0, min=0, help="Seconds of normal traffic before drift starts."
+    ),
     window_rows: int = typer.Option(500, min=100, help="Rows per detector window."),
     alert_for: str = typer.Option("10s", help="`for:` duration of every alert rule in the demo."),
-    short: bool = typer.Option(False, "--short", help="Stop as soon as the drift alert arrives (CI)."),
+    short: bool = typer.Option(
+        False, "--short", help="Stop as soon as the drift alert arrives (CI)."
+    ),
     live: bool = typer.Option(True, help="Live terminal view (off: a progress line every 5s)."),
-    keep: bool = typer.Option(False, "--keep", help="Keep the work folder (logs, configs) afterwards."),
+    keep: bool = typer.Option(
+        False, "--keep", help="Keep the work folder (logs, configs) afterwards."
+    ),
     workdir: Path = typer.Option(None, help="Work folder (default: a new temporary folder)."),
 ) -> None:
     """Run a model behind the collector, inject drift, and watch it reach Alertmanager.
@@ -49,7 +57,9 @@ def demo(
         console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}")
 
     last_line = [0.0]
-    live_view = Live(console=console, refresh_per_second=2, transient=False) if options.live else None
+    live_view = (
+        Live(console=console, refresh_per_second=2, transient=False) if options.live else None
+    )
 
     def show(snap: Snapshot) -> None:
         if live_view is not None:

@@ -18,9 +18,9 @@ from typing import Any
 import yaml
 
 from driftwarden.errors import ServiceError
-from driftwarden.services.http import http_ok, request_json
-from driftwarden.services.ports import LOOPBACK, free_port
-from driftwarden.services.process import ManagedProcess, require_binary
+from driftwarden.services.http import request_json
+from driftwarden.services.ports import LOOPBACK
+from driftwarden.services.server import HttpServerProcess
 
 BINARY = "prometheus"
 DEFAULT_JOB = "driftwarden"
@@ -97,84 +97,22 @@ def _seconds(duration: str) -> float:
 # --- the server process ------------------------------------------------------------------
 
 
-class PrometheusServer:
+class PrometheusServer(HttpServerProcess):
     """A Prometheus server with its own TSDB directory, `--web.enable-lifecycle` on (so
     `reload()` re-reads config and rule files)."""
 
-    def __init__(
-        self,
-        data_dir: Path | str,
-        *,
-        config_yaml: str,
-        port: int | None = None,
-        binary: str = BINARY,
-        detach: bool = False,
-        start_timeout: float = 30.0,
-    ) -> None:
-        self.data_dir = Path(data_dir).resolve()
-        self.config_yaml = config_yaml
-        self.port = port or free_port()
-        self.binary = binary
-        self.detach = detach
-        self.start_timeout = start_timeout
-        self.config_path = self.data_dir / "prometheus.yml"
-        self.log_path = self.data_dir / "prometheus.log"
-        self.startup_seconds: float | None = None
-        self._process: ManagedProcess | None = None
+    name = "prometheus"
+    default_binary = BINARY
 
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    def running(self) -> bool:
-        return self._process is not None and self._process.running()
-
-    def launch(self) -> None:
-        binary = require_binary(self.binary)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(self.config_yaml)
-        self._t0 = time.monotonic()
-        self._process = ManagedProcess(
-            f"prometheus {self.url}",
-            [
-                binary,
-                f"--config.file={self.config_path}",
-                f"--storage.tsdb.path={self.data_dir / 'tsdb'}",
-                f"--web.listen-address={LOOPBACK}:{self.port}",
-                "--web.enable-lifecycle",
-                "--storage.tsdb.retention.time=1d",
-                "--log.level=info",
-            ],
-            self.log_path,
-            detach=self.detach,
-        )
-        self._process.start()
-
-    def wait_ready(self, timeout: float | None = None) -> float:
-        assert self._process is not None, "launch() first"
-        self._process.wait_ready(
-            lambda: http_ok(f"{self.url}/-/ready"), timeout or self.start_timeout, "GET /-/ready"
-        )
-        self.startup_seconds = time.monotonic() - self._t0
-        return self.startup_seconds
-
-    def start(self, timeout: float | None = None) -> PrometheusServer:
-        try:
-            self.launch()
-            self.wait_ready(timeout)
-        except BaseException:
-            if self._process is not None:
-                self._process.kill()
-            raise
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self._process is not None:
-            self._process.stop(timeout)
+    def flags(self) -> list[str]:
+        return [
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={self.data_dir / 'tsdb'}",
+            f"--web.listen-address={LOOPBACK}:{self.port}",
+            "--web.enable-lifecycle",
+            "--storage.tsdb.retention.time=1d",
+            "--log.level=info",
+        ]
 
     # --- HTTP API ------------------------------------------------------------------------
 
@@ -234,6 +172,3 @@ class PrometheusServer:
             self.config_yaml = config_yaml
             self.config_path.write_text(config_yaml)
         request_json(f"{self.url}/-/reload", method="POST")
-
-    def __repr__(self) -> str:
-        return f"PrometheusServer(url={self.url!r}, data_dir={str(self.data_dir)!r})"

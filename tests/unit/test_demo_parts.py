@@ -27,7 +27,10 @@ def test_drift_moves_at_least_half_of_the_features() -> None:
         if (
             abs(np.mean(cur[name]) - np.mean(ref[name])) > 0.2 * np.std(ref[name])
             if ref[name].dtype.kind == "f"
-            else max(abs(np.mean(cur[name] == v) - np.mean(ref[name] == v)) for v in np.unique(ref[name])) > 0.1
+            else max(
+                abs(np.mean(cur[name] == v) - np.mean(ref[name] == v)) for v in np.unique(ref[name])
+            )
+            > 0.1
         )
     ]
     assert len(moved) / len(ref) > 0.5, moved
@@ -42,9 +45,16 @@ def test_reference_and_spec_agree() -> None:
 
 
 def test_view_renders_a_snapshot() -> None:
-    snap = Snapshot(elapsed_s=42, drifting=True, request_rate=99.5, drift_share=0.71, dataset_drift=True,
-                    features={"age": ("wasserstein", 0.93, True), "channel": ("jensenshannon", 0.02, False)},
-                    alert_state="firing", alert_delivered=True)
+    snap = Snapshot(
+        elapsed_s=42,
+        drifting=True,
+        request_rate=99.5,
+        drift_share=0.71,
+        dataset_drift=True,
+        features={"age": ("wasserstein", 0.93, True), "channel": ("jensenshannon", 0.02, False)},
+        alert_state="firing",
+        alert_delivered=True,
+    )
     console = Console(record=True, width=120)
     console.print(render(snap))
     text = console.export_text()
