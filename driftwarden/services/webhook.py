@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -14,8 +15,19 @@ from driftwarden.errors import ServiceError
 from driftwarden.services.ports import LOOPBACK
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One POST as it arrived: when (time.monotonic()), where, with which headers."""
+
+    at: float
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
 class WebhookListener:
-    """Listens on a free loopback port; every POST body (JSON) is appended to `received`.
+    """Listens on a free loopback port; every POST body (JSON) is appended to `received`,
+    and the whole request (arrival time, path, headers, body) to `deliveries`.
 
     Answers 200 to valid JSON and 400 otherwise. Use as a context manager or call
     `close()`.
@@ -24,11 +36,13 @@ class WebhookListener:
     def __init__(self, host: str = LOOPBACK, port: int = 0, path: str = "/") -> None:
         self.received: list[Any] = []
         self.paths: list[str] = []
+        self.deliveries: list[Delivery] = []
         self._cond = threading.Condition()
         listener = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
+                at = time.monotonic()
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 try:
@@ -40,6 +54,9 @@ class WebhookListener:
                 with listener._cond:
                     listener.received.append(body)
                     listener.paths.append(self.path)
+                    listener.deliveries.append(
+                        Delivery(at, self.path, dict(self.headers.items()), body)
+                    )
                     listener._cond.notify_all()
                 self.send_response(200)
                 self.send_header("Content-Length", "0")

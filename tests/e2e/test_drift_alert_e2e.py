@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +23,7 @@ from alerts import alertmanager_config, load_config, render_rule_files
 from alerts.rules import dump_yaml
 from detectors.service.testing import ServiceProcess, SyntheticModel, produce
 from driftwarden.services.ports import free_port
+from driftwarden.services.webhook import Delivery, WebhookListener
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -36,82 +33,19 @@ WINDOW = 500
 DRIFTED = {"num_0", "num_1", "num_2", "cat_0"}
 
 
-@dataclass
-class Delivery:
-    at: float  # time.monotonic() when the webhook received it
-    headers: dict[str, str]
-    body: dict[str, Any]
+def _first_retrain(listener: WebhookListener, model: str, timeout: float) -> Delivery:
+    """The first delivery carrying a firing retrain alert for `model`."""
 
+    def match(d: Delivery) -> bool:
+        return any(
+            a.get("status") == "firing"
+            and a.get("labels", {}).get("driftwarden_action") == "retrain"
+            and a.get("labels", {}).get("model") == model
+            for a in d.body.get("alerts", [])
+        )
 
-class HookRecorder:
-    """The retrain trigger's stand-in: records each POST with its arrival time and headers
-    (the fixture's listener keeps bodies only; this test checks the bearer token)."""
-
-    def __init__(self) -> None:
-        self.deliveries: list[Delivery] = []
-        self._cond = threading.Condition()
-        rec = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                at = time.monotonic()
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with rec._cond:
-                    rec.deliveries.append(Delivery(at, dict(self.headers.items()), body))
-                    rec._cond.notify_all()
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1/alerts"
-
-    def wait_for_retrain(self, model: str, timeout: float) -> Delivery:
-        def match() -> Delivery | None:
-            for d in self.deliveries:
-                for a in d.body.get("alerts", []):
-                    labels = a.get("labels", {})
-                    if (
-                        a.get("status") == "firing"
-                        and labels.get("driftwarden_action") == "retrain"
-                        and labels.get("model") == model
-                    ):
-                        return d
-            return None
-
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while (found := match()) is None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(
-                        f"no retrain alert for {model} within {timeout}s; got {self.deliveries}"
-                    )
-                self._cond.wait(left)
-            return found
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
-@pytest.fixture
-def hook() -> Iterator[HookRecorder]:
-    rec = HookRecorder()
-    try:
-        yield rec
-    finally:
-        rec.close()
+    listener.wait_for(timeout=timeout, predicate=lambda _: any(map(match, listener.deliveries)))
+    return next(d for d in listener.deliveries if match(d))
 
 
 def _save_artifacts(prom: Any, drift_at: float, webhook_at: float) -> None:
@@ -145,7 +79,7 @@ def test_drift_reaches_the_retrain_webhook(
     kafka: Any,
     prometheus_factory: Any,
     alertmanager_factory: Any,
-    hook: HookRecorder,
+    webhook_listener: WebhookListener,
     tmp_path: Path,
     record_property: Any,
 ) -> None:
@@ -164,7 +98,11 @@ def test_drift_reaches_the_retrain_webhook(
     am = alertmanager_factory(
         config_yaml=dump_yaml(
             alertmanager_config(
-                hook.url, token=TOKEN, group_wait="1s", group_interval="1s", repeat_interval="1h"
+                webhook_listener.url,
+                token=TOKEN,
+                group_wait="1s",
+                group_interval="1s",
+                repeat_interval="1h",
             )
         )
     )
@@ -198,7 +136,7 @@ def test_drift_reaches_the_retrain_webhook(
         while time.monotonic() < watch_until:
             assert not _retrain_alerts(prom), prom.alerts()
             time.sleep(0.5)
-        assert not hook.deliveries
+        assert not webhook_listener.deliveries
 
         # 2. Drift: four of six features move; one window of drifted rows.
         drifted = model.stream(
@@ -212,7 +150,7 @@ def test_drift_reaches_the_retrain_webhook(
         )
         t0, t0_wall = time.monotonic(), time.time()
         produce(kafka.bootstrap, topic, drifted.records())
-        delivery = hook.wait_for_retrain(MODEL, timeout=90)
+        delivery = _first_retrain(webhook_listener, MODEL, timeout=90)
         seconds = delivery.at - t0
         _save_artifacts(prom, t0_wall, t0_wall + seconds)
         record_property("first_drifted_event_to_webhook_s", round(seconds, 2))
