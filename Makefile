@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= dev,torch
 PYTEST_ARGS ?=
 
-.PHONY: install services-install services-up services-down test test-unit test-gpu demo bench lint format clean
+.PHONY: install services-install services-up services-down k8s-install k8s-up k8s-down test test-unit test-gpu demo bench lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -28,7 +28,18 @@ services-up: install services-install
 services-down:
 	@test -x $(PY) && $(PY) -m driftwarden.services down || true
 
-test: install services-install
+# Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok)
+# built from the Go module proxy into .cache/k8s/bin: ~15 min cold, seconds warm.
+k8s-install:
+	@bash scripts/install-k8s.sh
+
+k8s-up: install k8s-install
+	$(PY) -m driftwarden.services k8s-up
+
+k8s-down:
+	@test -x $(PY) && $(PY) -m driftwarden.services k8s-down || true
+
+test: install services-install k8s-install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-gpu: install

@@ -191,6 +191,15 @@ class DetectorAlerts(_Strict):
     down_for: Duration = "2m"
 
 
+class RetrainAlerts(_Strict):
+    """A retraining Job failed (`driftwarden_retrain_jobs_total{outcome="failed"}` grew
+    within `range`): the drift that asked for it is still unaddressed. Held for `for` so a
+    trigger restart's counter reset cannot flap it."""
+
+    range: Duration = "1h"
+    for_: Duration = Field("1m", alias="for")
+
+
 class ModelOverride(_Strict):
     """Per-model settings; anything left out uses the defaults."""
 
@@ -214,6 +223,7 @@ class AlertsConfig(_Strict):
     traffic: TrafficAlert = TrafficAlert()
     collector: CollectorAlerts = CollectorAlerts()
     detectors: DetectorAlerts = DetectorAlerts()
+    retrain: RetrainAlerts = RetrainAlerts()
     models: dict[str, ModelOverride] = Field(default_factory=dict)
 
     @field_validator("models")

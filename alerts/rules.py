@@ -21,50 +21,22 @@ import yaml
 from alerts.config import HIGHER_IS_BETTER, LOWER_IS_BETTER, AlertsConfig
 from driftwarden import metrics_catalogue as mc
 
-# --- recorded series (shared with dashboards) -------------------------------------------
-#: `driftwarden_window_rows` of windows big enough to alert on (the model's minimum).
-WINDOW_ROWS_SUFFICIENT = "driftwarden:window_rows:sufficient"
-#: Fraction of samples over the configured range in which a feature was flagged drifted.
-FEATURE_DRIFT_PERSISTENCE = "driftwarden:feature_drift:persistence"
-#: 1 when the prediction drift score crosses its test's threshold, else 0.
-PREDICTION_DRIFT_DETECTED = "driftwarden:prediction_drift:detected"
-#: Per (model, metric): the floor a higher-is-better metric must stay above.
-PERFORMANCE_FLOOR = "driftwarden:model_performance:floor"
-#: Per (model, metric): the ceiling an error metric must stay below.
-PERFORMANCE_CEILING = "driftwarden:model_performance:ceiling"
-#: Per (model, version, metric): average over the baseline range, offset into the past.
-PERFORMANCE_BASELINE = "driftwarden:model_performance:baseline"
-#: Valid events consumed per second, by model.
-EVENTS_PROCESSED_RATE = "driftwarden:events_processed:rate5m"
-#: Events rejected per second, by model and reason.
-EVENTS_INVALID_RATE = "driftwarden:events_invalid:rate5m"
-#: Requests proxied per second, by model and status code.
-COLLECTOR_REQUESTS_RATE = "driftwarden:collector_requests:rate5m"
-#: Events acknowledged by Kafka per second, by model.
-COLLECTOR_SENT_RATE = "driftwarden:collector_events_sent:rate5m"
-#: Events dropped per second, by model and reason.
-COLLECTOR_DROPPED_RATE = "driftwarden:collector_events_dropped:rate5m"
-#: Events written to the disk spool per second, by model.
-COLLECTOR_SPOOLED_RATE = "driftwarden:collector_events_spooled:rate5m"
-#: Consumer lag per topic (each partition counted once, however many replicas report it).
-CONSUMER_LAG_SUM = "driftwarden:consumer_lag:sum"
-
-RECORDED_NAMES: frozenset[str] = frozenset(
-    {
-        WINDOW_ROWS_SUFFICIENT,
-        FEATURE_DRIFT_PERSISTENCE,
-        PREDICTION_DRIFT_DETECTED,
-        PERFORMANCE_FLOOR,
-        PERFORMANCE_CEILING,
-        PERFORMANCE_BASELINE,
-        EVENTS_PROCESSED_RATE,
-        EVENTS_INVALID_RATE,
-        COLLECTOR_REQUESTS_RATE,
-        COLLECTOR_SENT_RATE,
-        COLLECTOR_DROPPED_RATE,
-        COLLECTOR_SPOOLED_RATE,
-        CONSUMER_LAG_SUM,
-    }
+# --- recorded series: declared in the metric catalogue (dashboards read them there) ------
+from driftwarden.metrics_catalogue import (
+    COLLECTOR_DROPPED_RATE,
+    COLLECTOR_REQUESTS_RATE,
+    COLLECTOR_SENT_RATE,
+    COLLECTOR_SPOOLED_RATE,
+    CONSUMER_LAG_SUM,
+    EVENTS_INVALID_RATE,
+    EVENTS_PROCESSED_RATE,
+    FEATURE_DRIFT_PERSISTENCE,
+    PERFORMANCE_BASELINE,
+    PERFORMANCE_CEILING,
+    PERFORMANCE_FLOOR,
+    PREDICTION_DRIFT_DETECTED,
+    RECORDED_NAMES,  # noqa: F401 (part of alerts' public names)
+    WINDOW_ROWS_SUFFICIENT,
 )
 
 #: Series Prometheus itself creates for every scrape target; the only names outside the
@@ -411,9 +383,26 @@ def alerting_groups(cfg: AlertsConfig) -> list[dict[str, Any]]:
             f"for {col.down_for}.",
         ),
     ]
+    retrain = cfg.retrain
+    failed = _sel(mc.RETRAIN_JOBS_TOTAL.name, outcome="failed")
+    retrain_alerts = [
+        _alert(
+            cfg,
+            "DriftwardenRetrainFailed",
+            f"sum by (model) (increase({failed}[{retrain.range}])) > 0",
+            retrain.for_,
+            "warning",
+            "Retraining of model {{ $labels.model }} failed",
+            "A retraining Job of model {{ $labels.model }} failed in the last "
+            f"{retrain.range}: the drift that triggered it is still unaddressed. "
+            "See the Job's RetrainFailed Event on the Deployment and "
+            "`driftwarden trigger history --model {{ $labels.model }}`.",
+        ),
+    ]
     return [
         {"name": "driftwarden.model-alerts", "rules": model_alerts},
         {"name": "driftwarden.pipeline-alerts", "rules": pipeline_alerts},
+        {"name": "driftwarden.retrain-alerts", "rules": retrain_alerts},
     ]
 
 

@@ -4,7 +4,7 @@
 
 Set-up (2-core machine): the collector (`driftwarden collector run`, capture and Kafka
 delivery on, kserve-v1, one named row per request, unique X-Request-ID) is pinned to
-CPU 0; the trivial model (`python -m collector.testing`), the Kafka broker and this
+CPU 0; the trivial model (`python -m tests.kits.collector`), the Kafka broker and this
 load generator share CPU 1.
 
 - Latency: an open-loop (fixed-rate) generator sends at 200 and 1,000 requests/s on
@@ -97,6 +97,7 @@ def _process(
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
+            cwd=REPO,  # `python -m tests.kits.collector` imports from the repository root
             preexec_fn=lambda: os.sched_setaffinity(0, cpus),
         )
     try:
@@ -332,7 +333,7 @@ def run_benchmark(
         port, admin_port = _free_port(), _free_port()
         py = sys.executable
         with (
-            _process([py, "-m", "collector.testing", "--port", str(model_port)], {LOAD_CPU}, work / "model.log"),
+            _process([py, "-m", "tests.kits.collector", "--port", str(model_port)], {LOAD_CPU}, work / "model.log"),
             _process(
                 [
                     py, "-m", "driftwarden", "collector", "run",

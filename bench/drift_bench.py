@@ -100,7 +100,7 @@ def _child_driftwarden(
     read the current data, compute, render. Later repeats only refine the time."""
     from detectors.drift import DriftDetector
     from detectors.profile import ReferenceProfile
-    from driftwarden.drift_report import render_json
+    from driftwarden.report import render_json
     from driftwarden.tables import read_table
 
     def once() -> tuple[float, float, str]:

@@ -38,8 +38,15 @@ def build_admin_app(
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> Response:
+        # Liveness: fails only when delivery cannot recover (its thread restarted too often
+        # in a row): restarting the container is then the cure, and the spool is kept.
+        if not delivery.healthy:
+            return JSONResponse(
+                {"status": "failed", "reason": f"delivery: {delivery.failed or 'stopped'}"},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ok"})
 
     @app.get("/readyz")
     def readyz() -> Response:
@@ -62,9 +69,35 @@ def build_admin_app(
             events = parse_feedback(body, model=builder.model)
         except FeedbackError as e:
             return JSONResponse(e.body(), status_code=e.status)
+        # One model per sidecar: a label for another model would only add metric series
+        # (and events nobody joins), so the whole body is refused.
+        others = sorted({e.model for e in events if e.model != builder.model})
+        if others:
+            delivery.stats.add_dropped(builder.model, "wrong_model", len(events))
+            return JSONResponse(
+                {
+                    "error": "wrong_model",
+                    "detail": f"this collector takes feedback for model {builder.model!r} "
+                    f"only, not {others[0][:64]!r}",
+                },
+                status_code=422,
+            )
+        records = [builder.feedback_record(event) for event in events]
+        limit = delivery.max_message_bytes
+        for event, record in zip(events, records, strict=True):
+            if len(record.key) + len(record.value) > limit:
+                delivery.stats.add_dropped(builder.model, "oversize", len(events))
+                return JSONResponse(
+                    {
+                        "error": "oversize",
+                        "detail": f"the feedback event for id {event.id[:64]!r} is "
+                        f"{len(record.value)} bytes, Kafka takes at most {limit}",
+                    },
+                    status_code=413,
+                )
         accepted = 0
-        for event in events:
-            if delivery.submit(builder.feedback_record(event)):
+        for record in records:
+            if delivery.submit(record):
                 accepted += 1
         if accepted < len(events):
             return JSONResponse(

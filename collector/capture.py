@@ -19,7 +19,7 @@ from collector.delivery import Delivery, Drops
 from collector.errors import CaptureError
 from collector.events import EventBuilder, Record, normalise_request_id
 from collector.metrics import CollectorStats
-from collector.payloads import PayloadParser, decode_body, parse_pair
+from collector.payloads import MAX_JSON_DEPTH, PayloadParser, decode_body, parse_pair
 from collector.sampling import Sampler
 
 #: Prediction routes captured by default, per payload format (shell-style globs).
@@ -100,8 +100,8 @@ class CaptureJob:
         c = self.capturer
         builder = c.builder
         try:
-            request = decode_body(self.request_body, self.request_encoding)
-            response = decode_body(self.response_body, self.response_encoding)
+            request = decode_body(self.request_body, self.request_encoding, c.max_json_depth)
+            response = decode_body(self.response_body, self.response_encoding, c.max_json_depth)
             rows = parse_pair(c.parser, request, response)
             rid = self.request_id or normalise_request_id(c.parser.request_id(request))
             events = builder.predictions(
@@ -134,7 +134,10 @@ class Capturer:
         sampler: Sampler | None = None,
         routes: Sequence[str] | None = None,
         max_body_bytes: int = 1024 * 1024,
+        max_json_depth: int = MAX_JSON_DEPTH,
+        rng: random.Random | None = None,
     ) -> None:
+        """`rng` draws the sampling decision of requests without an id (seed it in tests)."""
         self.parser = parser
         self.builder = builder
         self.delivery = delivery
@@ -144,6 +147,8 @@ class Capturer:
             routes if routes is not None else DEFAULT_ROUTES.get(parser.format, ())
         )
         self.max_body_bytes = max_body_bytes
+        self.max_json_depth = max_json_depth
+        self._random = (rng if rng is not None else random.Random()).random
 
     @property
     def model(self) -> str:
@@ -159,7 +164,7 @@ class Capturer:
         if sampler.rate >= 1.0:
             return True
         if request_id is None:
-            return random.random() < sampler.rate
+            return self._random() < sampler.rate
         return sampler.keep(request_id)
 
     def submit(

@@ -1,11 +1,13 @@
 """Delivery: a bounded in-memory queue, a background Kafka producer and the disk spool.
 
-    submit(item)  ──►  deque  ──►  delivery thread ──► confluent-kafka (librdkafka) ──► Kafka
+    submit(item)  ──►  deque  ──►  delivery thread ──► ProducerAdapter (librdkafka) ──► Kafka
      (any thread,                    │      ▲                 │ failed / purged
       never blocks)                  ▼      │ replay          ▼
                                      on-disk spool  ◄─────────┘
 
-The thread is the only owner of the producer and the spool. It runs in one of two modes:
+The thread is the only owner of the producer and the spool. It runs in one of two modes
+(the decisions are `collector.delivery_policy.DeliveryPolicy`, pure; this module does the
+I/O they ask for):
 
 - `direct`: records go straight to librdkafka (acks=all, idempotent, batched, compressed,
   murmur2_random). A record whose delivery fails (broker gone past `message_timeout_s`,
@@ -23,13 +25,28 @@ what librdkafka has not sent yet (`purge` of its queue, never of in-flight reque
 duplicates), and the replay then probes with one record, growing its batches only as
 Kafka answers. See `_stall` for why this matters for CPU.
 
+Errors at the Kafka boundary arrive as `RetryLater` (spool, replay later) or `GiveUp`
+(`collector.kafka_producer`). A record that can never be produced (bigger than the
+producer's `message.max.bytes`, or refused for good by the broker) becomes a small dead
+letter with reason `oversize` (or `kafka_rejected`) and is counted; it never blocks the
+queue or the spool.
+
+Supervision: an unexpected exception in the thread is logged (with its traceback the first
+time it is seen), counted (`driftwarden_collector_delivery_restarts_total`), and delivery
+restarts: what librdkafka held goes to the spool, the spool is closed and reopened, a new
+producer is made. More than `max_restarts` within `restart_window_s` means it cannot
+recover: the thread stops, `healthy` turns False (the admin port's `/healthz` answers
+503, so the kubelet restarts the container, spool kept), and `close()` reports what was
+lost.
+
 Guarantee: at least once for every record that was submitted and not counted as dropped
-(queue full, spool full). A duplicate can only come from a record that was in flight
-when the process stopped (purged with its acknowledgement unknown) and was replayed.
+(queue full, spool full, oversize). A duplicate can only come from a record that was in
+flight when the process stopped (purged with its acknowledgement unknown) and was replayed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -38,15 +55,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from collector.events import Record
+from collector.delivery_policy import DeliveryPolicy, Mode, record_fits
+from collector.events import Record, deadletter_for
+from collector.kafka_producer import OVERSIZE_ERRORS, ProducerAdapter, classify
 from collector.metrics import CollectorStats
-from collector.spool import Position, ReadBatch, Spool
+from collector.spool import ReadBatch, Spool
+from driftwarden.errors import GiveUp, RetryLater
 from driftwarden.kafka import producer_config
 
 _log = logging.getLogger("collector.delivery")
 
-Mode = Literal["direct", "spooling"]
 Drops = Counter[tuple[str, str]]
+
+__all__ = ["Delivery", "DeliverySettings", "DrainReport", "Drops", "Job", "Mode"]
 
 
 class Job(Protocol):
@@ -84,6 +105,13 @@ class DeliverySettings:
     #: librdkafka's broker thread cost ~80 µs of CPU per event at 1,000 events/s, at
     #: 50 ms about 4 µs (measured, see docs/collector.md).
     linger_ms: int = 50
+    #: Restarts after unexpected errors allowed within `restart_window_s`; one more and
+    #: delivery is failed for good (`/healthz` 503: the container restarts, spool kept).
+    max_restarts: int = 5
+    restart_window_s: float = 60.0
+    #: Wait before the first restart, doubled per restart within the window (a tight
+    #: crash loop would take a core from the proxy).
+    restart_backoff_s: float = 0.1
 
 
 @dataclass
@@ -91,9 +119,13 @@ class DrainReport:
     """What `close()` did with what was still waiting."""
 
     flushed: bool = True
+    #: Records written to the spool during the drain (queued, unacknowledged or purged).
     spooled: int = 0
+    #: Records lost: no spool to keep them, or delivery had failed (see `failed`).
     dropped: int = 0
     left_in_spool_bytes: int = 0
+    #: Why delivery stopped before `close()`, when it failed for good.
+    failed: str | None = None
 
 
 @dataclass
@@ -117,6 +149,7 @@ class Delivery:
         producer_overrides: dict[str, Any] | None = None,
         producer_factory: Callable[[dict[str, Any]], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         name: str = "driftwarden-delivery",
     ) -> None:
         self.bootstrap = bootstrap
@@ -126,23 +159,24 @@ class Delivery:
         self._overrides = dict(producer_overrides or {})
         self._factory = producer_factory
         self._clock = clock
+        self._wall = wall_clock
         self._name = name
         self._queue: deque[Record | Job] = deque()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._stopped = threading.Event()
-        self._producer: Any = None
-        self.mode: Mode = "direct"
-        self._brokers_down = False
+        self._producer: ProducerAdapter | None = None
+        s = self.settings
+        self.policy = DeliveryPolicy(
+            slow_after_s=s.slow_after_s,
+            replay_batch=s.replay_batch,
+            retry_backoff_s=s.retry_backoff_s,
+            retry_backoff_max_s=s.retry_backoff_max_s,
+            has_spool=spool is not None,
+        )
         self._fatal: str | None = None
-        self._last_progress = clock()
-        self._acked_since_spooling = False
-        self._stalled = False
-        self._replay_size = self.settings.replay_batch
         self._replay: _ReplayBatch | None = None
-        self._replay_not_before = 0.0
-        self._backoff = self.settings.retry_backoff_s
-        self._acked_positions: set[Position] = set()
+        self._draining = False
         # per-iteration counts, flushed to stats once per loop
         self._sent: Counter[str] = Counter()
         self._spooled: Counter[str] = Counter()
@@ -150,16 +184,34 @@ class Delivery:
         self.report = DrainReport()
         #: Records re-sent by a replay although they might already be in Kafka.
         self.possible_duplicates = 0
+        #: The last unexpected exception of the thread (it was restarted after it).
         self.error: BaseException | None = None
+        #: Set when delivery failed for good (restarts exhausted): why.
+        self.failed: str | None = None
+        self.restarts = 0
+        self._restart_times: deque[float] = deque()
+        self._seen_errors: set[str] = set()
 
     # -- public API --------------------------------------------------------------------
+
+    @property
+    def mode(self) -> Mode:
+        return self.policy.mode
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest record (key + value) the producer accepts."""
+        if self._producer is not None:
+            return self._producer.max_message_bytes
+        config = producer_config(self.bootstrap, **self._overrides)
+        return int(config.get("message.max.bytes", 1_000_000))  # type: ignore[call-overload]
 
     def start(self) -> Delivery:
         if self._thread is not None:
             return self
         self._producer = self._new_producer()
-        if self.spool is not None and not self.spool.empty:
-            self.mode = "spooling"
+        if self.policy.start(self._clock(), self.spool is None or self.spool.empty):
+            assert self.spool is not None
             _log.info(
                 "spool holds %d bytes from an earlier run: replaying", self.spool.pending_bytes
             )
@@ -168,11 +220,21 @@ class Delivery:
         return self
 
     def submit(self, item: Record | Job) -> bool:
-        """Queue a record or a job; never blocks. False (and counted) when the queue is full."""
-        if len(self._queue) >= self.settings.queue_size or self._stop.is_set():
-            reason = "shutdown" if self._stop.is_set() else "queue_full"
-            model = item.key.decode("utf-8", "replace") if isinstance(item, Record) else ""
-            self.stats.add_dropped(model or getattr(item, "model", "unknown"), reason)
+        """Queue a record or a job; never blocks. False (and counted) when the queue is full
+        or delivery has stopped."""
+        if (
+            len(self._queue) >= self.settings.queue_size
+            or self._stop.is_set()
+            or self.failed is not None
+        ):
+            reason = (
+                "delivery_failed"
+                if self.failed is not None
+                else "shutdown"
+                if self._stop.is_set()
+                else "queue_full"
+            )
+            self.stats.add_dropped(_model_of(item), reason)
             return False
         self._queue.append(item)
         return True
@@ -189,6 +251,15 @@ class Delivery:
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def healthy(self) -> bool:
+        """False once delivery cannot recover (restarts exhausted, or the thread ended
+        without being asked to): the liveness probe should restart the process."""
+        if self.failed is not None:
+            return False
+        thread = self._thread
+        return thread is None or thread.is_alive() or self._stop.is_set()
 
     def idle(self) -> bool:
         """Nothing queued, nothing in flight, nothing in the spool."""
@@ -209,10 +280,12 @@ class Delivery:
 
     def close(self, timeout: float | None = None) -> DrainReport:
         """Drain: queued items to Kafka (or the spool), wait for acknowledgements up to
-        `drain_timeout_s`, spool what is left, close the spool. Idempotent."""
+        `drain_timeout_s`, spool what is left, close the spool. Idempotent. When delivery
+        had failed, what was still queued is lost: the report (and the log) say so."""
         if self._thread is None:
             if self.spool is not None:
-                self.spool.close()
+                with contextlib.suppress(OSError):
+                    self.spool.close()
             return self.report
         self._stop.set()
         limit = (timeout or self.settings.drain_timeout_s) + 30.0
@@ -220,11 +293,17 @@ class Delivery:
         if self._thread.is_alive():  # pragma: no cover - librdkafka wedged
             _log.error("delivery thread did not stop within %.0fs", limit)
         self._thread = None
+        lost = self._count_lost("delivery_failed")
+        if lost:
+            self.report.dropped += lost
+            self.report.flushed = False
+            _log.error("delivery had failed (%s): %d queued events were lost", self.failed, lost)
+        self.report.failed = self.failed
         return self.report
 
     # -- the thread --------------------------------------------------------------------
 
-    def _new_producer(self) -> Any:
+    def _new_producer(self) -> ProducerAdapter:
         s = self.settings
         config = producer_config(
             self.bootstrap,
@@ -242,36 +321,82 @@ class Delivery:
                 **self._overrides,
             },
         )
-        if self._factory is not None:
-            return self._factory(config)
-        from confluent_kafka import Producer
+        return ProducerAdapter(config, self._factory)
 
-        return Producer(config)
+    @property
+    def _p(self) -> ProducerAdapter:
+        producer = self._producer
+        assert producer is not None
+        return producer
 
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                self._step()
-            self._drain()
-        except BaseException as e:  # pragma: no cover - a bug; keep the process informed
-            self.error = e
-            _log.exception("delivery thread failed")
+                try:
+                    while not self._stop.is_set():
+                        self._step()
+                except Exception as e:
+                    if not self._restart(e):
+                        return
             try:
-                self._emergency_spool()
-            finally:
-                raise
+                self._drain()
+            except Exception as e:
+                self.error = e
+                self.failed = f"drain failed: {type(e).__name__}: {e}"
+                self.report.flushed = False
+                _log.exception("delivery could not drain")
         finally:
             self._flush_counts()
             if self.spool is not None:
-                self.stats.spool_bytes = self.spool.pending_bytes
-                self.report.left_in_spool_bytes = self.spool.pending_bytes
-                self.spool.close()
-            self._close_producer()
+                with contextlib.suppress(Exception):
+                    self.stats.spool_bytes = self.spool.pending_bytes
+                    self.report.left_in_spool_bytes = self.spool.pending_bytes
+                    self.spool.close()
+            with contextlib.suppress(Exception):
+                self._close_producer()
             self._stopped.set()
+
+    def _restart(self, error: Exception) -> bool:
+        """Supervision: log, count, and restart producer and spool. False when delivery
+        cannot recover (the thread then ends, `healthy` is False)."""
+        s = self.settings
+        self.error = error
+        self.restarts += 1
+        self.stats.add_restart()
+        signature = f"{type(error).__name__}: {str(error)[:200]}"
+        if signature not in self._seen_errors:
+            self._seen_errors.add(signature)
+            _log.error("delivery failed (%s); restarting it", signature, exc_info=error)
+        now = time.monotonic()
+        times = self._restart_times
+        times.append(now)
+        while times and now - times[0] > s.restart_window_s:
+            times.popleft()
+        if len(times) > s.max_restarts:
+            self.failed = f"{len(times)} restarts within {s.restart_window_s:g}s, last: {signature}"
+            _log.error("delivery cannot recover (%s); /healthz now fails", self.failed)
+            with contextlib.suppress(Exception):
+                self._emergency_spool()
+            return False
+        if self._stop.wait(s.restart_backoff_s * 2 ** (len(times) - 1)):
+            pass  # asked to stop meanwhile: restart anyway so the drain can run
+        try:
+            self._emergency_spool()
+            self._replay = None
+            self._close_producer()
+            if self.spool is not None:
+                self.spool.close()
+                self.spool.open()
+            self._producer = self._new_producer()
+            self.policy.start(self._clock(), self.spool is None or self.spool.empty)
+        except Exception as e:  # the restart itself failed: try again, within the budget
+            return self._restart(e)
+        _log.warning("delivery restarted (%d restarts so far)", self.restarts)
+        return True
 
     def _step(self) -> None:
         s = self.settings
-        self._producer.poll(0 if self._queue else s.poll_interval_s)
+        self._p.poll(0 if self._queue else s.poll_interval_s)
         if self._fatal is not None:
             self._recreate_producer()
         self._drain_queue(budget=256)
@@ -298,7 +423,7 @@ class Delivery:
                     records.extend(item(self._drops))  # type: ignore[operator]
                 except Exception:
                     _log.exception("capture job failed")
-                    self._drops[(getattr(item, "model", "unknown"), "internal_error")] += 1
+                    self._drops[(_model_of(item), "internal_error")] += 1
             if len(records) >= 64:
                 self._route(records)
                 records = []
@@ -306,37 +431,77 @@ class Delivery:
         if records:
             self._route(records)
 
+    def _fits(self, records: list[Record]) -> list[Record]:
+        """The records librdkafka can take; the others become dead letters (`oversize`)."""
+        limit = self._p.max_message_bytes
+        for r in records:
+            if not record_fits(r.key, r.value, limit):
+                break
+        else:
+            return records
+        out: list[Record] = []
+        for r in records:
+            if record_fits(r.key, r.value, limit):
+                out.append(r)
+            else:
+                letter = self._dead(r, "oversize", f"larger than message.max.bytes {limit}")
+                if letter is not None:
+                    out.append(letter)
+        return out
+
+    def _dead(self, record: Record, reason: str, why: str) -> Record | None:
+        """A small dead letter in place of a record that can never be produced; counted."""
+        self._drops[(record.key.decode("utf-8", "replace"), reason)] += 1
+        if record.topic.endswith(".deadletter"):  # a dead letter cannot be dead-lettered
+            _log.warning("dead letter of %d bytes not produced: %s", len(record.value), why)
+            return None
+        return deadletter_for(record, reason, f"{len(record.value)} bytes: {why}", ts=self._wall())
+
     def _route(self, records: list[Record]) -> None:
-        if self.mode == "direct":
-            produce = self._producer.produce
-            cb = self._on_delivery
-            max_in_flight = self.settings.max_in_flight
-            for i, r in enumerate(records):
-                if len(self._producer) >= max_in_flight:
-                    self._enter_spooling("more than max_in_flight records unacknowledged")
-                    self._to_spool(records[i:])
-                    return
-                try:
-                    produce(r.topic, r.value, r.key, on_delivery=cb)
-                except BufferError:
-                    self._enter_spooling("librdkafka queue full")
-                    self._to_spool(records[i:])
-                    return
+        records = self._fits(records)
+        if self.policy.mode != "direct":
+            self._to_spool(records)
             return
-        self._to_spool(records)
+        producer = self._p
+        cb = self._on_delivery
+        max_in_flight = self.settings.max_in_flight
+        for i, r in enumerate(records):
+            if len(producer) >= max_in_flight:
+                self._enter_spooling("more than max_in_flight records unacknowledged")
+                self._to_spool(records[i:])
+                return
+            try:
+                producer.produce(r, cb)
+            except RetryLater as e:
+                self._enter_spooling(str(e))
+                self._to_spool(records[i:])
+                return
+            except GiveUp as e:
+                self._give_up(r, e)
+
+    def _give_up(self, record: Record, error: GiveUp) -> None:
+        """librdkafka refused a record for good: produce a dead letter instead (once)."""
+        reason = "oversize" if _names(error) & OVERSIZE_ERRORS else "kafka_rejected"
+        letter = self._dead(record, reason, str(error))
+        if letter is not None:
+            with contextlib.suppress(RetryLater, GiveUp):
+                self._p.produce(letter, self._on_delivery)
 
     def _to_spool(self, records: list[Record]) -> None:
         if not records:
             return
         if self.spool is None:
             # No spool (an SDK without one): keep what librdkafka will hold, drop the rest.
+            producer = self._p
             for i, r in enumerate(records):
                 try:
-                    self._producer.produce(r.topic, r.value, r.key, on_delivery=self._on_delivery)
-                except BufferError:
+                    producer.produce(r, self._on_delivery)
+                except RetryLater:
                     for rest in records[i:]:
                         self._drops[(rest.key.decode("utf-8", "replace"), "queue_full")] += 1
                     return
+                except GiveUp as e:
+                    self._give_up(r, e)
             return
         result = self.spool.append(records)
         written = Counter(r.key for r in records)
@@ -347,27 +512,21 @@ class Delivery:
         for key, n in written.items():
             if n > 0:
                 self._spooled[key.decode("utf-8", "replace")] += n
+                if self._draining:
+                    self.report.spooled += n
         if result.dropped_corrupt_bytes:
             _log.warning("spool full: dropped %d unreadable bytes", result.dropped_corrupt_bytes)
 
     def _enter_spooling(self, why: str) -> None:
-        if self.mode != "spooling":
+        if self.policy.enter_spooling(self._clock()):
             _log.warning("kafka %s: %s; spooling events to disk", self.bootstrap, why)
-            self.mode = "spooling"
-            self._acked_since_spooling = False
-            self._replay_not_before = self._clock() + self._backoff
 
     def _check_health(self) -> None:
-        now = self._clock()
-        if len(self._producer) == 0:
-            self._last_progress = now
-            self._stalled = False
+        verdict = self.policy.check(self._clock(), len(self._p))
+        if verdict is None:
             return
-        if now - self._last_progress > self.settings.slow_after_s:
-            self._enter_spooling(f"no acknowledgement for {self.settings.slow_after_s:g}s")
-            self._stall()
-        elif self._brokers_down:
-            self._enter_spooling("all brokers are down")
+        self._enter_spooling(verdict.why)
+        if verdict.stall:
             self._stall()
 
     def _stall(self) -> None:
@@ -376,98 +535,90 @@ class Delivery:
         records on disk rather than in memory, this matters for CPU: an idempotent
         librdkafka producer whose broker hangs with requests in flight busy-loops while
         more batches wait behind them (measured: a full core)."""
-        if self._stalled or self.spool is None:  # without a spool, librdkafka keeps them
-            return
-        self._stalled = True
-        self._replay_size = 1  # probe with one record until Kafka answers again
-        self._producer.purge(in_queue=True, in_flight=False, blocking=True)
+        self._p.purge(in_flight=False)
 
     # -- replay --
 
     def _replay_step(self) -> None:
-        if self.mode != "spooling" or self.spool is None:
-            if self.mode == "spooling" and not self._brokers_down:
-                self.mode = "direct"  # no spool: records wait in librdkafka meanwhile
-            return
         rb = self._replay
         if rb is not None:
             if rb.resolved < rb.produced:
                 return
             self._finish_replay(rb)
             self._replay = None
-        if self.spool.empty:
-            # Back to direct only once Kafka has acknowledged something since spooling
-            # began: an empty spool alone says nothing about a broker that hangs.
-            if not self._brokers_down and self._acked_since_spooling:
+        spool = self.spool
+        decision = self.policy.next_replay(
+            self._clock(), len(self._p), spool is None or spool.empty
+        )
+        if decision is None:
+            return
+        if decision == "direct":
+            if spool is not None:
                 _log.info("spool replayed; back to direct delivery")
-                self.mode = "direct"
-                self._last_progress = self._clock()
-                self._backoff = self.settings.retry_backoff_s
+            self.policy.go_direct()
             return
-        if self._clock() < self._replay_not_before:
-            return
-        if len(self._producer) > 0:
-            return  # let what is in flight resolve first (see _stall)
-        batch = self.spool.read(max_records=self._replay_size)
+        assert spool is not None
+        batch = spool.read(max_records=decision)
         if not batch.records:
             return
         rb = _ReplayBatch(batch=batch, status=[None] * len(batch))
-        produce = self._producer.produce
+        producer = self._p
+        acked = self.policy.acked_positions
+        limit = producer.max_message_bytes
         for i, (r, end) in enumerate(zip(batch.records, batch.ends, strict=True)):
-            if end in self._acked_positions:  # acknowledged by an earlier, partly failed try
+            if end in acked:  # acknowledged by an earlier, partly failed try
+                rb.status[i] = True
+                continue
+            if not record_fits(r.key, r.value, limit):  # spooled by an older version
+                self._route([r])
                 rb.status[i] = True
                 continue
             try:
-                produce(r.topic, r.value, r.key, on_delivery=_ReplayCallback(self, rb, i, r.key))
-            except BufferError:
+                producer.produce(r, _ReplayCallback(self, rb, i, r.key))
+            except RetryLater:
                 # librdkafka is full of direct records; replay the rest later.
                 del rb.status[i:]
                 del batch.records[i:]
                 del batch.ends[i:]
                 break
+            except GiveUp as e:
+                self._give_up(r, e)
+                rb.status[i] = True
+                continue
             rb.produced += 1
         self._replay = rb
 
-    def _replay_delivered(self, rb: _ReplayBatch, index: int, key: bytes, err: Any) -> None:
+    def _replay_delivered(self, rb: _ReplayBatch, index: int, msg: Any, err: Any) -> None:
         rb.resolved += 1
-        ok = err is None
-        rb.status[index] = ok
-        if ok:
-            self._sent[key.decode("utf-8", "replace")] += 1
-            self._last_progress = self._clock()
-            self._brokers_down = False
-            self._acked_since_spooling = True
-            self._stalled = False
+        if err is None:
+            rb.status[index] = True
+            self._sent[msg.key().decode("utf-8", "replace")] += 1
+            self.policy.acknowledged(self._clock())
+        elif classify(err) is GiveUp:
+            rb.status[index] = True  # refused for good: dead-lettered, not replayed again
+            self._rejected(msg, err)
+        else:
+            rb.status[index] = False
 
     def _finish_replay(self, rb: _ReplayBatch) -> None:
         spool = self.spool
         assert spool is not None
-        status, ends = rb.status, rb.batch.ends
-        first_bad = next((i for i, ok in enumerate(status) if not ok), None)
-        if first_bad is None:
-            if ends:
-                spool.commit(ends[-1])
-            self._acked_positions.clear()
-            self._backoff = self.settings.retry_backoff_s
-            self._replay_size = min(self._replay_size * 4, self.settings.replay_batch)
-            return
-        self._replay_size = 1
-        if first_bad > 0:
-            spool.commit(ends[first_bad - 1])
+        ends = rb.batch.ends
+        outcome = self.policy.replay_resolved(self._clock(), rb.status)
+        if outcome.commit > 0:
+            spool.commit(ends[outcome.commit - 1])
         # Remember what Kafka already has past the failure, so the retry skips it.
-        self._acked_positions = {ends[i] for i in range(first_bad, len(ends)) if status[i]}
-        self._replay_not_before = self._clock() + self._backoff
-        self._backoff = min(self._backoff * 2, self.settings.retry_backoff_max_s)
+        self.policy.acked_positions = {ends[i] for i in outcome.acked_after}
 
     # -- librdkafka callbacks (run inside poll/flush, on this thread) --
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         if err is None:
             self._sent[msg.key().decode("utf-8", "replace")] += 1
-            self._last_progress = self._clock()
-            self._brokers_down = False
-            self._acked_since_spooling = True
-            self._stalled = False
+            self.policy.acknowledged(self._clock())
+            return
+        if classify(err) is GiveUp:
+            self._rejected(msg, err)
             return
         record = Record(msg.topic(), msg.key() or b"", msg.value() or b"")
         if self.spool is None:
@@ -476,15 +627,25 @@ class Delivery:
             return
         self._enter_spooling(f"delivery failed ({err.name()})")
         self._to_spool([record])
-        if self._stop.is_set():
-            self.report.spooled += 1
+
+    def _rejected(self, msg: Any, err: Any) -> None:
+        """The broker refused a record for good (e.g. over its own message.max.bytes)."""
+        record = Record(msg.topic(), msg.key() or b"", msg.value() or b"")
+        reason = "oversize" if err.name() in OVERSIZE_ERRORS else "kafka_rejected"
+        letter = self._dead(record, reason, f"the broker refused it ({err.name()})")
+        if letter is None:
+            return
+        if self.policy.mode == "direct":
+            self._route([letter])
+        else:
+            self._to_spool([letter])
 
     def _on_error(self, err: Any) -> None:
         from confluent_kafka import KafkaError
 
         code = err.code()
         if code == KafkaError._ALL_BROKERS_DOWN:
-            self._brokers_down = True
+            self.policy.all_brokers_down()
         if err.fatal():
             self._fatal = err.str()
         _log.debug("kafka error: %s", err)
@@ -492,8 +653,8 @@ class Delivery:
     def _recreate_producer(self) -> None:
         _log.error("fatal producer error (%s): recreating the producer", self._fatal)
         self._fatal = None
-        old = self._producer
-        old.purge(in_queue=True, in_flight=True)
+        old = self._p
+        old.purge(in_flight=True)
         old.poll(0.5)  # failed deliveries go to the spool
         self._close_producer()
         self._producer = self._new_producer()
@@ -501,42 +662,53 @@ class Delivery:
     # -- shutdown --
 
     def _drain(self) -> None:
+        self._draining = True
         deadline = self._clock() + self.settings.drain_timeout_s
+        producer = self._p
         while self._queue:
             self._drain_queue(budget=10_000)
-            self._producer.poll(0)
+            producer.poll(0)
         self._flush_counts()
         # Wait for acknowledgements (and keep replaying while Kafka answers) until the
         # deadline; with every broker down there is nothing to wait for.
-        while self._clock() < deadline and not self._brokers_down:
-            self._producer.poll(0.01)
+        while self._clock() < deadline and not self.policy.brokers_down:
+            producer.poll(0.01)
             self._check_health()
             self._replay_step()
-            if len(self._producer) == 0 and (
-                self.mode == "direct" or self.spool is None or self.spool.empty
+            if len(producer) == 0 and (
+                self.policy.mode == "direct" or self.spool is None or self.spool.empty
             ):
                 break
-        left = len(self._producer)
+        left = len(producer)
         if left:
             self.report.flushed = False
             _log.warning("kafka did not acknowledge %d records in time; spooling them", left)
-            self._producer.purge(in_queue=True, in_flight=True)
-            self._producer.flush(5.0)  # serves the purged records' callbacks
+            producer.purge(in_flight=True)
+            producer.flush(5.0)  # serves the purged records' callbacks
             if self.spool is None:
                 self.report.dropped += left
         if self.spool is not None:
             self.spool.sync()
 
-    def _emergency_spool(self) -> None:  # pragma: no cover - only after a bug
+    def _emergency_spool(self) -> None:
+        """Before a restart: what librdkafka holds goes to the spool (its callbacks)."""
         if self.spool is None or self._producer is None:
             return
-        self._producer.purge(in_queue=True, in_flight=True)
+        self._producer.purge(in_flight=True)
         self._producer.poll(0.5)
         self.spool.sync()
 
+    def _count_lost(self, reason: str) -> int:
+        """Items still queued after the thread ended: counted as dropped, by model."""
+        lost = Counter(_model_of(item) for item in self._queue)
+        self._queue.clear()
+        for model, n in lost.items():
+            self.stats.add_dropped(model, reason, n)
+        return sum(lost.values())
+
     def _close_producer(self) -> None:
         producer, self._producer = self._producer, None
-        if producer is not None and hasattr(producer, "close"):
+        if producer is not None:
             producer.close()
 
     def _flush_counts(self) -> None:
@@ -545,6 +717,18 @@ class Delivery:
             self._sent = Counter()
             self._spooled = Counter()
             self._drops = Counter()
+
+
+def _model_of(item: Record | Job) -> str:
+    if isinstance(item, Record):
+        return item.key.decode("utf-8", "replace") or "unknown"
+    return str(getattr(item, "model", "unknown"))
+
+
+def _names(error: BaseException) -> set[str]:
+    cause = error.__cause__
+    err = cause.args[0] if cause is not None and cause.args else None
+    return {err.name()} if err is not None and hasattr(err, "name") else set()
 
 
 class _ReplayCallback:
@@ -557,4 +741,4 @@ class _ReplayCallback:
         self.key = key
 
     def __call__(self, err: Any, msg: Any) -> None:
-        self.delivery._replay_delivered(self.rb, self.index, self.key, err)
+        self.delivery._replay_delivered(self.rb, self.index, msg, err)

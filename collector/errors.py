@@ -25,7 +25,7 @@ class SpoolError(CollectorError):
 CAPTURE_REASONS: Final = (
     "malformed_json",  # a body is not JSON
     "unsupported_encoding",  # a Content-Encoding the collector cannot undo
-    "oversize",  # a body larger than capture.max_body_bytes
+    "oversize",  # a body over capture.max_body_bytes, or an event over message.max.bytes
     "missing_field",  # instances/predictions/inputs/outputs or a configured path is absent
     "wrong_type",  # a field has the wrong JSON type (object where a list is expected, ...)
     "row_count_mismatch",  # predictions and rows differ in number
@@ -37,6 +37,8 @@ CAPTURE_REASONS: Final = (
     "prediction_shape",  # a multi-output prediction that the spec's reduction cannot apply to
     "upstream_status",  # the model answered with a non-2xx status (not dead-lettered)
     "incomplete",  # the exchange ended before a complete response (connection lost)
+    "too_deep",  # a body nested deeper than capture.max_json_depth
+    "kafka_rejected",  # the broker refused the event for good (not its size)
 )
 
 

@@ -8,6 +8,7 @@ and row index. Records are keyed by model name so one model's events stay ordere
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 from hashlib import blake2b
@@ -49,6 +50,25 @@ class DeadLetter(msgspec.Struct, tag_field="schema", tag=DEADLETTER_SCHEMA, froz
 
 
 _encode = msgspec.json.encode
+
+
+_EVENT_ID = re.compile(rb'"id":"((?:[^"\\]|\\.){1,512})"')
+
+
+def deadletter_for(record: Record, reason: str, detail: str, *, ts: float) -> Record:
+    """A small dead letter in place of an encoded event that cannot be produced (e.g. larger
+    than the producer accepts): its model, its id when found near the start, no body."""
+    prefix, _, kind = record.topic.rpartition(".")
+    match = _EVENT_ID.search(record.value, 0, 2048)
+    letter = DeadLetter(
+        source="collector",
+        model=record.key.decode("utf-8", "replace")[:256],
+        reason=reason,
+        detail=f"{kind} event: {detail}"[:500],
+        ts=ts,
+        request_id=match.group(1).decode("utf-8", "replace") if match else None,
+    )
+    return Record(f"{prefix or kind}.deadletter", record.key, _encode(letter))
 
 
 def normalise_request_id(raw: str | None) -> str | None:

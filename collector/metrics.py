@@ -23,6 +23,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from driftwarden.metrics_catalogue import (
+    COLLECTOR_CONNECTIONS,
+    COLLECTOR_CONNECTIONS_CLOSED_TOTAL,
+    COLLECTOR_DELIVERY_RESTARTS_TOTAL,
     COLLECTOR_EVENTS_DROPPED_TOTAL,
     COLLECTOR_EVENTS_SENT_TOTAL,
     COLLECTOR_EVENTS_SPOOLED_TOTAL,
@@ -82,7 +85,12 @@ class CollectorStats:
 
     def __init__(self) -> None:
         # event-loop thread only
-        self.requests: Counter[int] = Counter()
+        #: By status code; also `aborted` (the model closed the connection after the
+        #: response head reached the client) and `499` (the client went away first).
+        self.requests: Counter[int | str] = Counter()
+        #: Client connections the proxy closed itself, by reason (see the catalogue).
+        self.connections_closed: Counter[str] = Counter()
+        self.connections = 0
         self.duration = Histogram(DURATION_BUCKETS)
         self.overhead = Histogram(OVERHEAD_BUCKETS)
         # any thread, under the lock
@@ -91,6 +99,15 @@ class CollectorStats:
         self._spooled: Counter[str] = Counter()
         self._dropped: Counter[tuple[str, str]] = Counter()
         self.spool_bytes = 0
+        self._restarts = 0
+
+    def add_restart(self) -> None:
+        with self._lock:
+            self._restarts += 1
+
+    @property
+    def restarts(self) -> int:
+        return self._restarts
 
     def add_sent(self, model: str, n: int = 1) -> None:
         with self._lock:
@@ -146,8 +163,8 @@ class CollectorMetrics(Collector):
         s, model = self.stats, self.model
         m = COLLECTOR_REQUESTS_TOTAL
         fam = CounterMetricFamily(m.name.removesuffix("_total"), m.help, labels=m.labels)
-        for code, n in sorted(dict(s.requests).items()):
-            fam.add_metric([model, str(code)], n)
+        for code, n in sorted((str(c), n) for c, n in dict(s.requests).items()):
+            fam.add_metric([model, code], n)
         yield fam
         for m, h in ((COLLECTOR_REQUEST_DURATION, s.duration), (COLLECTOR_OVERHEAD, s.overhead)):
             hfam = HistogramMetricFamily(m.name, m.help, labels=m.labels)
@@ -169,6 +186,15 @@ class CollectorMetrics(Collector):
         m = COLLECTOR_SPOOL_BYTES
         value = self._spool_bytes() if self._spool_bytes is not None else s.spool_bytes
         yield GaugeMetricFamily(m.name, m.help, value=value)
+        m = COLLECTOR_DELIVERY_RESTARTS_TOTAL
+        yield CounterMetricFamily(m.name.removesuffix("_total"), m.help, value=s.restarts)
+        m = COLLECTOR_CONNECTIONS
+        yield GaugeMetricFamily(m.name, m.help, value=s.connections)
+        m = COLLECTOR_CONNECTIONS_CLOSED_TOTAL
+        fam = CounterMetricFamily(m.name.removesuffix("_total"), m.help, labels=m.labels)
+        for reason, n in sorted(dict(s.connections_closed).items()):
+            fam.add_metric([reason], n)
+        yield fam
 
     def describe(self) -> Iterator[Metric]:
         return iter(())

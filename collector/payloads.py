@@ -18,6 +18,7 @@ Every rejection is a `CaptureError` with a reason from `CAPTURE_REASONS`.
 from __future__ import annotations
 
 import math
+import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,12 +38,52 @@ Row = tuple[Features, Any]  # (features, reduced prediction)
 _SCALARS: Final = (int, float, str, bool, type(None))
 _decode_json = msgspec.json.decode
 
+#: Deepest nesting of arrays/objects a captured body may have (a payload is a few levels
+#: deep; the decoder recurses per level, so a body 10,000 levels deep must not reach it).
+MAX_JSON_DEPTH: Final = 64
+# Brackets, quotes, and what may follow a backslash in a JSON string (so escapes pair up).
+_NOT_STRING_SYNTAX: Final = bytes(b for b in range(256) if b not in b'[]{}"\\/bfnrtu')
+_NOT_BRACKET: Final = bytes(b for b in range(256) if b not in b"[]{}")
+_ESCAPE: Final = re.compile(rb"\\.", re.DOTALL)
+_MALFORMED_AT: Final = re.compile(r"\(byte (\d+)\)")
+
 
 # --- bodies ------------------------------------------------------------------------------
 
 
-def decode_body(body: bytes, content_encoding: str | None = None) -> Any:
-    """JSON document of a request or response body; gzip/deflate bodies are inflated."""
+def too_deep(body: bytes, max_depth: int) -> bool:
+    """Are the arrays/objects of a JSON text nested deeper than `max_depth`?
+
+    C-speed bytes operations only: a body with at most `max_depth` brackets returns at
+    once; otherwise the body is reduced to its brackets (strings, with their escapes,
+    removed) and innermost pairs are peeled off, one level per pass, at most
+    `max_depth + 1` passes."""
+    if body.count(b"[") + body.count(b"{") <= max_depth:
+        return False
+    skeleton = body.translate(None, _NOT_STRING_SYNTAX)
+    if b"\\" in skeleton:
+        skeleton = _ESCAPE.sub(b"", skeleton)  # escapes only occur inside strings
+    if b'"' in skeleton:
+        skeleton = b"".join(skeleton.split(b'"')[::2])  # what lies between strings
+    skeleton = skeleton.translate(None, _NOT_BRACKET)
+    depth = 0
+    while skeleton and depth <= max_depth:
+        # One level per pass: the marks keep a pair removed now from exposing another.
+        shorter = skeleton.replace(b"[]", b".").replace(b"{}", b".").translate(None, b".")
+        if len(shorter) == len(skeleton):  # unbalanced: the decoder rejects it
+            break
+        skeleton = shorter
+        depth += 1
+    return depth > max_depth
+
+
+def decode_body(
+    body: bytes, content_encoding: str | None = None, max_depth: int = MAX_JSON_DEPTH
+) -> Any:
+    """JSON document of a request or response body; gzip/deflate bodies are inflated.
+
+    Rejections: `too_deep` (nesting deeper than `max_depth`), `non_finite` (`NaN`,
+    `Infinity`, or a number beyond the float range), `malformed_json`."""
     if content_encoding:
         enc = content_encoding.strip().lower()
         if enc in ("gzip", "x-gzip", "deflate"):
@@ -58,13 +99,26 @@ def decode_body(body: bytes, content_encoding: str | None = None) -> Any:
                     ) from e
         elif enc != "identity":
             raise CaptureError("unsupported_encoding", f"Content-Encoding {enc!r}")
+    if too_deep(body, max_depth):
+        raise CaptureError("too_deep", f"JSON nested deeper than {max_depth} levels")
     try:
         return _decode_json(body)
+    except RecursionError as e:  # unbalanced brackets that json_depth could not pair
+        raise CaptureError("too_deep", f"JSON nested deeper than {max_depth} levels") from e
     except msgspec.DecodeError as e:
         text = str(e)
-        raise CaptureError(
-            "non_finite" if text.startswith("Number out of range") else "malformed_json", text
-        ) from e
+        if text.startswith("Number out of range") or _non_finite_at(body, text):
+            raise CaptureError("non_finite", text) from e
+        raise CaptureError("malformed_json", text) from e
+
+
+def _non_finite_at(body: bytes, message: str) -> bool:
+    """Did the decoder stop at a `NaN` / `Infinity` / `-Infinity` literal (not JSON)?"""
+    m = _MALFORMED_AT.search(message)
+    if m is None:
+        return False
+    at = int(m.group(1))
+    return body.startswith((b"NaN", b"Infinity"), at) or body.startswith(b"-Infinity", at)
 
 
 # --- values ------------------------------------------------------------------------------
@@ -83,11 +137,17 @@ def _check_scalar(value: Any, where: str) -> Any:
 
 
 def _check_features(row: Features) -> Features:
+    """Scalars only, finite; integers become floats (docs/events.md: numbers are floats)."""
     for name, value in row.items():
         t = type(value)
         if t is float:
             if not math.isfinite(value):
                 raise CaptureError("non_finite", f"feature {name!r} is {value}")
+        elif t is int:
+            try:
+                row[name] = float(value)
+            except OverflowError as e:
+                raise CaptureError("non_finite", f"feature {name!r} is beyond a float") from e
         elif t not in _SCALARS:
             raise CaptureError(
                 "unsupported_value",
@@ -567,4 +627,5 @@ __all__ = [
     "decode_body",
     "make_parser",
     "parse_pair",
+    "too_deep",
 ]

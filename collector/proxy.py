@@ -11,15 +11,32 @@ response comes back unchanged:
   1xx responses included); the response parser only watches for the end of the message.
 - Upstream connections are pooled and reused; one request is outstanding per upstream
   connection (pipelined client requests wait their turn on their client connection). A
-  reused connection that the model closed in the meantime is retried once on a fresh one
-  when no byte of the response had arrived.
-- `Upgrade` (WebSocket) and `CONNECT` become a raw tunnel after the head.
-- The proxy answers only for itself: 400/431 for requests it cannot parse, 502 when the
-  model is unreachable or drops the connection before answering.
+  connection goes back to the pool only once its response is complete and nothing
+  follows it. A reused connection that the model closed in the meantime is retried once
+  on a fresh one when no byte of the response had arrived.
+- `Upgrade` (WebSocket): the bytes after the request head are held, not forwarded, until
+  the model answers. Only `101 Switching Protocols` turns both connections into a raw
+  tunnel; any other answer is an ordinary response and the held bytes are parsed as the
+  next requests. `CONNECT` is refused (405): the model is not a forward proxy.
+- The proxy answers only for itself: 400/431/505 for requests it cannot parse (HTTP/0.9
+  included), 405 for CONNECT, 408 when a client is too slow (`header_timeout_s`,
+  `body_timeout_s`), 502 when the model is unreachable or drops the connection before
+  answering, 504 when it does not start answering within `upstream_timeout_s`, and 503
+  when the connection cap is reached with no idle connection to close.
+- Idle keep-alive connections close after `idle_timeout_s`; at `max_connections` the
+  connection idle the longest is closed to make room. One timer sweeps every connection
+  a few times per timeout; the hot path only stores timestamps.
+
+Counting (`driftwarden_collector_requests_total{code}`): the status the model answered;
+`aborted` when the model closed the connection after the response head had reached the
+client (the client got a truncated response, not a 502); `499` (nginx's code) for a request
+whose client went away before its response was complete.
 
 For a prediction route (see `Capturer.wants`), the request and response bodies are kept
 (up to `max_body_bytes`) and handed to the `Capturer` after the response was written to
 the client; the JSON work happens on the delivery thread, never before the response.
+Every captured request ends in exactly one of: submitted (event or dead letter), or
+rejected with a reason (`oversize`, `incomplete`, `upstream_status`).
 """
 
 from __future__ import annotations
@@ -27,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import time
 from collections import deque
 from collections.abc import Callable
@@ -66,10 +84,33 @@ class ProxySettings:
     connect_timeout_s: float = 5.0
     #: On shutdown: how long in-flight requests may take before their connections close.
     shutdown_timeout_s: float = 10.0
+    #: From a request's first byte (or the connection's accept) to the end of its head;
+    #: slower clients get 408 (slow-loris).
+    header_timeout_s: float = 10.0
+    #: A request body that makes no progress this long gets 408.
+    body_timeout_s: float = 30.0
+    #: A keep-alive client connection idle this long is closed (longer than the 60 s of
+    #: common load balancers, so that their side closes first).
+    idle_timeout_s: float = 75.0
+    #: The model must start its response this long after the request reached it; 504.
+    upstream_timeout_s: float = 60.0
+    #: Client connections; at the cap the one idle the longest is closed for a new one.
+    #: Also capped by half the process's file descriptor limit (each may need an upstream).
+    max_connections: int = 10_000
 
 
 class _HeadTooLarge(Exception):
     pass
+
+
+class _Refuse(Exception):
+    """A request the proxy answers itself (raised from a parser callback)."""
+
+    def __init__(self, status: int, reason: str, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.reason = reason
+        self.text = text
 
 
 def simple_response(status: int, reason: str, text: str) -> bytes:
@@ -111,6 +152,7 @@ class _Exchange:
         "rid",
         "status",
         "t0",
+        "t_done",
         "t_up",
         "trace",
         "trace_id",
@@ -126,6 +168,7 @@ class _Exchange:
         self.down = down
         self.t0 = t0
         self.t_up = t0
+        self.t_done = 0.0
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.hsize = 0
@@ -202,26 +245,50 @@ class _Downstream(asyncio.Protocol):
         self.in_feed = False
         self.wbuf: list[bytes] = []
         self.wup: _Upstream | None = None
+        # Bytes after an Upgrade request's head, held until the model answers it.
+        self.held: list[bytes] | None = None
+        self.held_size = 0
+        # perf_counter times for the timeout sweep: last byte read, idle since.
+        self.t_read = 0.0
+        self.t_idle = 0.0
+        self.served = 0
 
     # -- transport events --
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
-        self.proxy._connections.add(self)
+        self.t_read = self.t_idle = time.perf_counter()
+        self.proxy._accepted(self)
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        abandoned = not self.closed  # we did not close it: the client went away
         self.closed = True
-        self.proxy._connections.discard(self)
-        for ex in self.queue:
-            if ex.up is not None:
-                ex.up.abandon()
-        self.queue.clear()
+        proxy = self.proxy
+        proxy._lost(self)
+        if self.queue:
+            now = time.perf_counter()
+            for ex in self.queue:
+                if ex.up is not None:
+                    ex.up.abandon()
+                    ex.up = None
+                if self.tunnel:
+                    proxy._finish(ex, ex.status or 101, now)
+                    continue
+                if abandoned:
+                    proxy._count_own(499, ex)
+                proxy._drop_capture(ex, "incomplete", "the client closed the connection")
+            self.queue.clear()
         self.cur = None
+        self.held = None
 
     def data_received(self, data: bytes) -> None:
+        self.t_read = time.perf_counter()
         if self.tunnel:
             if self.queue:
                 self.queue[0].send(data)
+            return
+        if self.held is not None:
+            self._hold(data)
             return
         if self.error_response is not None:
             return
@@ -229,13 +296,18 @@ class _Downstream(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as e:
-            self.tunnel = True
+            # An Upgrade request is complete; what follows waits for the model's answer.
+            self.held = []
+            self.held_size = 0
             rest = data[e.args[0] :] if e.args else b""
-            if rest and self.queue:
-                self.queue[-1].send(rest)
+            if rest:
+                self._hold(rest)
         except httptools.HttpParserCallbackError as e:
-            if isinstance(e.__context__, _HeadTooLarge):
+            cause = e.__context__
+            if isinstance(cause, _HeadTooLarge):
                 self._fail(431, "Request Header Fields Too Large", "request head too large")
+            elif isinstance(cause, _Refuse):
+                self._fail(cause.status, cause.reason, cause.text)
             else:
                 _log.exception("proxy callback failed")
                 self._fail(400, "Bad Request", "bad request")
@@ -245,6 +317,28 @@ class _Downstream(asyncio.Protocol):
             self.in_feed = False
             if self.wbuf:
                 self.flush()
+
+    def _hold(self, data: bytes) -> None:
+        self.held.append(data)  # type: ignore[union-attr]
+        self.held_size += len(data)
+        if self.held_size > self.proxy.settings.max_buffer_bytes:
+            self.pause_reading()
+
+    def start_tunnel(self, up: _Upstream) -> None:
+        """The model agreed to the upgrade (101): from now on bytes pass unparsed."""
+        self.tunnel = True
+        held, self.held = self.held or [], None
+        if held and up.transport is not None:
+            up.transport.write(b"".join(held))
+        self.resume_reading()
+
+    def _resume_http(self) -> None:
+        """The model did not switch protocols: the held bytes are the next requests."""
+        held, self.held = self.held or [], None
+        self.parser = httptools.HttpRequestParser(self)
+        self.resume_reading()
+        if held:
+            self.data_received(b"".join(held))
 
     def flush(self) -> None:
         buf, self.wbuf = self.wbuf, []
@@ -284,6 +378,7 @@ class _Downstream(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.cur = _Exchange(self, time.perf_counter())
+        self.proxy._idle.pop(self, None)
 
     def on_url(self, url: bytes) -> None:
         ex = self.cur
@@ -324,6 +419,10 @@ class _Downstream(asyncio.Protocol):
         ex.head_done = True
         ex.method = parser.get_method()
         ex.version = parser.get_http_version()
+        if ex.version not in _VERSIONS:  # HTTP/0.9 (no headers, no status line) or 2.0
+            raise _Refuse(505, "HTTP Version Not Supported", f"HTTP/{ex.version} is not supported")
+        if ex.method == b"CONNECT":
+            raise _Refuse(405, "Method Not Allowed", "CONNECT is not supported")
         ex.keep_alive = parser.should_keep_alive()
         ex.upgrade = parser.should_upgrade()
         url = ex.url
@@ -349,7 +448,6 @@ class _Downstream(asyncio.Protocol):
         if ex.capture:
             ex.req_size += len(body)
             if ex.req_size > self.proxy.capturer.max_body_bytes:  # type: ignore[union-attr]
-                ex.capture = False
                 ex.req_body = None
                 self.proxy._oversize(ex, "request")
             else:
@@ -366,6 +464,7 @@ class _Downstream(asyncio.Protocol):
         if ex.chunked:
             ex.send(_LAST_CHUNK + b"".join(ex.trailers or ()) + _CRLF)
         ex.request_done = True
+        ex.t_done = time.perf_counter()
 
     # -- exchanges --
 
@@ -373,6 +472,7 @@ class _Downstream(asyncio.Protocol):
         queue = self.queue
         if queue and queue[0] is ex:
             queue.popleft()
+        self.served += 1
         if self.closed:
             return
         if not (ex.keep_alive and upstream_keep_alive):
@@ -387,8 +487,18 @@ class _Downstream(asyncio.Protocol):
             self.close()
         elif self.draining and self.cur is None:
             self.close()
+        elif self.held is not None and ex.upgrade:
+            self._resume_http()
+            if not self.queue and self.cur is None and not self.closed:
+                self._became_idle()
         else:
+            if self.cur is None:
+                self._became_idle()
             self.resume_reading()
+
+    def _became_idle(self) -> None:
+        self.t_idle = time.perf_counter()
+        self.proxy._idle[self] = None
 
     def _fail(self, status: int, reason: str, text: str) -> None:
         """A request the proxy cannot parse: answer it once earlier ones are answered."""
@@ -397,6 +507,7 @@ class _Downstream(asyncio.Protocol):
         self.proxy._count_own(status)
         cur, self.cur = self.cur, None
         if cur is not None and cur in self.queue:
+            self.proxy._drop_capture(cur, "incomplete", f"the request was refused ({status})")
             if cur is self.queue[0]:
                 # Its head already went to the model: that connection is unusable now.
                 if cur.up is not None:
@@ -415,14 +526,41 @@ class _Downstream(asyncio.Protocol):
             self.error_response = response
 
     def bad_gateway(self, ex: _Exchange, why: str) -> None:
-        """The model could not be reached, or dropped the connection without answering."""
-        self.proxy._count_own(502, ex)
+        """The model could not be reached, or dropped the connection: 502 when nothing of
+        its response reached the client yet, else the client's response is cut off."""
+        self.proxy._count_own(502 if not ex.resp_started else "aborted", ex)
+        self.proxy._drop_capture(ex, "incomplete", why)
+        self._abort(simple_response(502, "Bad Gateway", f"bad gateway: {why}"), ex)
+
+    def gateway_timeout(self, ex: _Exchange) -> None:
+        """The model did not start answering within `upstream_timeout_s`."""
+        s = self.proxy.settings
+        why = f"the model did not answer within {s.upstream_timeout_s:g}s"
+        self.proxy._count_own(504, ex)
+        self.proxy._drop_capture(ex, "incomplete", why)
+        if ex.up is not None:
+            ex.up.abandon()
+            ex.up = None
+        self._abort(simple_response(504, "Gateway Timeout", f"gateway timeout: {why}"), ex)
+
+    def _abort(self, response: bytes, ex: _Exchange) -> None:
         if self.closed:
             return
         if not ex.resp_started:
-            self.transport.write(simple_response(502, "Bad Gateway", f"bad gateway: {why}"))
+            self.transport.write(response)
+        for other in self.queue:
+            if other is not ex:
+                self.proxy._drop_capture(other, "incomplete", "an earlier request failed")
         self.queue.clear()
         self.close()
+
+    def timeout(self, reason: str, text: str) -> None:
+        """A client too slow (408 when a request was under way), or idle too long."""
+        self.proxy.stats.connections_closed[reason] += 1
+        if self.cur is None and not self.queue:
+            self.close()
+            return
+        self._fail(408, "Request Timeout", text)
 
     def close(self) -> None:
         if not self.closed:
@@ -443,6 +581,10 @@ class _Upstream(asyncio.Protocol):
         self.tunnel = False
         self._skip = False
         self._head_complete: tuple[_Exchange, int, bool] | None = None
+        # A response that completed inside `feed_data`: finished once it returns, so that
+        # whatever followed it in the same read is seen before the connection is reused.
+        self._done: tuple[_Exchange, int, bool] | None = None
+        self._extra = False
 
     def attach(self, ex: _Exchange) -> None:
         self.ex = ex
@@ -487,9 +629,6 @@ class _Upstream(asyncio.Protocol):
             self.proxy._finish(ex, ex.status, time.perf_counter())
             down.exchange_done(ex, False)
             return
-        if ex.capture:
-            ex.capture = False
-            self.proxy._reject(ex, "incomplete", "the model closed the connection mid-response")
         down.bad_gateway(ex, "the model closed the connection")
 
     def data_received(self, data: bytes) -> None:
@@ -505,28 +644,46 @@ class _Upstream(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self.tunnel = True
-            ex.down.tunnel = True
+            if self._done is None and ex.upgrade and ex.status == 101:
+                self.tunnel = True
+                ex.down.start_tunnel(self)
+                return
+            if self._done is None:  # a switch the client did not ask for
+                self.ex = None
+                ex.up = None
+                self.closed = True
+                self.transport.close()
+                ex.down.bad_gateway(ex, "the model switched protocols unasked")
+                return
+            # Bytes after a complete response that llhttp took for a switch: nothing more
+            # on this connection can be trusted.
+            self._extra = True
         except httptools.HttpParserError:
             if self._head_complete is not None:  # llhttp disliked what it took for a body
                 self._finish_head()
                 return
-            _log.warning("the model sent a response the proxy cannot parse; closing")
-            self.ex = None
-            ex.up = None
-            self.closed = True
-            self.transport.close()
-            if ex.capture:
-                self.proxy._reject(ex, "incomplete", "unparseable response")
-            self.proxy._count_own(502, ex)
-            ex.down.close()
-            return
+            if self._done is not None:  # junk after a complete response
+                self._extra = True
+            else:
+                _log.warning("the model sent a response the proxy cannot parse; closing")
+                self.ex = None
+                ex.up = None
+                self.closed = True
+                self.transport.close()
+                ex.down.bad_gateway(ex, "unparseable response")
+                return
         if self._head_complete is not None:
             self._finish_head()
+        elif self._done is not None:
+            done, self._done = self._done, None
+            extra, self._extra = self._extra, False
+            self._complete(*done, reusable=not extra)
 
     def _finish_head(self) -> None:
         ex, status, keep_alive = self._head_complete  # type: ignore[misc]
         self._head_complete = None
+        self._done = None
+        self._extra = False
         self.parser = httptools.HttpResponseParser(self)
         self._complete(ex, status, keep_alive)
 
@@ -544,12 +701,14 @@ class _Upstream(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         ex = self.ex
-        if ex is not None:
-            ex.resp_framed = False
+        if ex is None or self._done is not None:
+            self._extra = True  # a second response nobody asked for
+            return
+        ex.resp_framed = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         ex = self.ex
-        if ex is None or self._skip:
+        if ex is None or self._skip or self._done is not None:
             return
         n = len(name)
         if n == 14 or n == 17 or n == 16:
@@ -561,7 +720,7 @@ class _Upstream(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         ex = self.ex
-        if ex is None or self._skip:
+        if ex is None or self._skip or self._done is not None:
             return
         status = self.parser.get_status_code()
         ex.status = status
@@ -578,11 +737,10 @@ class _Upstream(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         ex = self.ex
-        if ex is None or self._skip or not ex.capture:
+        if ex is None or self._skip or not ex.capture or self._done is not None:
             return
         ex.resp_size += len(body)
         if ex.resp_size > self.proxy.capturer.max_body_bytes:  # type: ignore[union-attr]
-            ex.capture = False
             ex.resp_body = None
             self.proxy._oversize(ex, "response")
         else:
@@ -590,21 +748,23 @@ class _Upstream(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         ex = self.ex
-        if ex is None or self._skip:
+        if ex is None or self._skip or self._done is not None:
             return
         status = self.parser.get_status_code()
         if status < 200:  # 100 Continue, 103 Early Hints: the final response follows
             return
         if ex.upgrade and status == 101:
             return  # HttpParserUpgrade follows; the connection becomes a tunnel
-        self._complete(ex, status, ex.resp_keep_alive)
+        self._done = (ex, status, ex.resp_keep_alive)
 
-    def _complete(self, ex: _Exchange, status: int, keep_alive: bool) -> None:
+    def _complete(
+        self, ex: _Exchange, status: int, keep_alive: bool, *, reusable: bool = True
+    ) -> None:
         self.ex = None
         ex.up = None
         proxy = self.proxy
         proxy._finish(ex, status, time.perf_counter())
-        if keep_alive and ex.request_done:
+        if reusable and keep_alive and ex.request_done:
             proxy._pool_put(self)
         else:
             self.closed = True
@@ -630,6 +790,12 @@ class Proxy:
         self.tracing = tracing if tracing is not None and tracing.enabled else None
         self._wall = wall_clock
         self._connections: set[_Downstream] = set()
+        #: Idle client connections, the one idle the longest first (shed first at the cap).
+        self._idle: dict[_Downstream, None] = {}
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        fd_cap = (soft - 64) // 2 if soft != resource.RLIM_INFINITY else settings.max_connections
+        self.max_connections = max(16, min(settings.max_connections, fd_cap))
+        self._sweeper: asyncio.TimerHandle | None = None
         self._pool: list[_Upstream] = []
         self._server: asyncio.base_events.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -641,6 +807,7 @@ class Proxy:
         self._server = await self._loop.create_server(
             lambda: _Downstream(self), host, port, backlog=4096, reuse_address=True
         )
+        self._schedule_sweep()
         return self._server.sockets[0].getsockname()[1]
 
     @property
@@ -651,6 +818,9 @@ class Proxy:
         """Stop accepting, let in-flight requests finish (bounded), close everything."""
         if self._server is not None:
             self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conn in list(self._connections):
             conn.draining = True
             if not conn.queue and conn.cur is None:
@@ -673,6 +843,80 @@ class Proxy:
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
             self._server = None
         await asyncio.sleep(0)  # let transports finish closing
+
+    # -- client connections: the cap and the timeouts --
+
+    def _accepted(self, conn: _Downstream) -> None:
+        conns = self._connections
+        if len(conns) >= self.max_connections:
+            if self._idle:
+                oldest = next(iter(self._idle))
+                del self._idle[oldest]
+                self.stats.connections_closed["shed"] += 1
+                oldest.close()
+            else:
+                self.stats.connections_closed["refused"] += 1
+                conn.closed = True
+                conn.transport.write(
+                    simple_response(503, "Service Unavailable", "too many connections")
+                )
+                conn.transport.close()
+                return
+        conns.add(conn)
+        self._idle[conn] = None
+        self.stats.connections = len(conns)
+
+    def _lost(self, conn: _Downstream) -> None:
+        self._connections.discard(conn)
+        self._idle.pop(conn, None)
+        self.stats.connections = len(self._connections)
+
+    def _schedule_sweep(self) -> None:
+        s = self.settings
+        shortest = min(s.header_timeout_s, s.body_timeout_s, s.idle_timeout_s, s.upstream_timeout_s)
+        interval = min(1.0, max(0.02, shortest / 4))
+        assert self._loop is not None
+        self._sweeper = self._loop.call_later(interval, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close what waited too long; runs a few times per shortest timeout."""
+        try:
+            self.sweep(time.perf_counter())
+        finally:
+            if self._server is not None and self._server.is_serving():
+                self._schedule_sweep()
+
+    def sweep(self, now: float) -> None:
+        s = self.settings
+        for conn in list(self._connections):
+            if conn.closed or conn.tunnel:
+                continue
+            queue = conn.queue
+            if queue:
+                ex = queue[0]
+                if (
+                    ex.up is not None
+                    and ex.request_done
+                    and not ex.resp_started
+                    and now - max(ex.t_up, ex.t_done) > s.upstream_timeout_s
+                ):
+                    conn.gateway_timeout(ex)
+                    continue
+            cur = conn.cur
+            if cur is not None:
+                if not cur.head_done:
+                    if now - cur.t0 > s.header_timeout_s:
+                        conn.timeout(
+                            "header_timeout",
+                            f"request head not complete within {s.header_timeout_s:g}s",
+                        )
+                elif now - conn.t_read > s.body_timeout_s:
+                    conn.timeout("body_timeout", f"request body stalled for {s.body_timeout_s:g}s")
+            elif not queue and conn.held is None:
+                # idle: a fresh connection must send its first request as fast as a head
+                limit = s.idle_timeout_s if conn.served else s.header_timeout_s
+                if now - max(conn.t_idle, conn.t_read) > limit:
+                    conn.timeout("idle_timeout" if conn.served else "header_timeout", "")
 
     # -- upstream pool --
 
@@ -770,13 +1014,14 @@ class Proxy:
 
     # -- accounting and capture --
 
-    def _count_own(self, status: int, ex: _Exchange | None = None) -> None:
+    def _count_own(self, status: int | str, ex: _Exchange | None = None) -> None:
+        """A request answered by the proxy itself, cut off, or abandoned by its client."""
         self.stats.requests[status] += 1
         if ex is not None:
             self.stats.duration.observe(time.perf_counter() - ex.t0)
             if ex.trace is not None:
                 ex.trace.upstream_done(None)
-                ex.trace.finish(status)
+                ex.trace.finish(status if isinstance(status, int) else None)
                 ex.trace = None
 
     def _finish(self, ex: _Exchange, status: int, t_end: float) -> None:
@@ -790,6 +1035,7 @@ class Proxy:
         if trace is not None:
             trace.upstream_done(status)
         if ex.capture:
+            ex.capture = False
             capturer = self.capturer
             assert capturer is not None
             if 200 <= status < 300 and ex.resp_body is not None and ex.req_body is not None:
@@ -807,7 +1053,10 @@ class Proxy:
                 )
                 if span is not None:
                     span.end()
-            elif not 200 <= status < 300:
+            elif 200 <= status < 300:
+                ex.capture = True
+                self._drop_capture(ex, "incomplete", "no response body was kept")
+            else:
                 capturer.reject(
                     "upstream_status",
                     f"the model answered {status}",
@@ -820,13 +1069,17 @@ class Proxy:
             ex.trace = None
 
     def _oversize(self, ex: _Exchange, which: str) -> None:
-        self._reject(
+        self._drop_capture(
             ex,
             "oversize",
             f"{which} body larger than {self.capturer.max_body_bytes} bytes",  # type: ignore[union-attr]
         )
 
-    def _reject(self, ex: _Exchange, reason: str, detail: str) -> None:
+    def _drop_capture(self, ex: _Exchange, reason: str, detail: str) -> None:
+        """A captured exchange that yields no event: counted and dead-lettered, once."""
+        if not ex.capture:
+            return
+        ex.capture = False
         if self.capturer is not None:
             self.capturer.reject(
                 reason,

@@ -211,6 +211,7 @@ class CollectorClient:
 
 _lock = threading.Lock()
 _default: CollectorClient | None = None
+_exit_hook_registered = False
 
 
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -232,7 +233,7 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
 def configure(**kwargs: Any) -> CollectorClient:
     """Create the default client (closing an earlier one). Arguments as `CollectorClient`;
     missing ones come from DRIFTWARDEN_MODEL, DRIFTWARDEN_BOOTSTRAP, ... variables."""
-    global _default
+    global _default, _exit_hook_registered
     settings = {**_from_env(os.environ), **kwargs}
     for required in ("model", "bootstrap"):
         if not settings.get(required):
@@ -245,6 +246,9 @@ def configure(**kwargs: Any) -> CollectorClient:
         if old is not None:
             old.close()
         _default = CollectorClient(**settings)
+        if not _exit_hook_registered:  # drain the default client at interpreter exit
+            atexit.register(shutdown)
+            _exit_hook_registered = True
         return _default
 
 
@@ -279,6 +283,3 @@ def shutdown(timeout: float | None = None) -> DrainReport | None:
     with _lock:
         client, _default = _default, None
     return client.close(timeout) if client is not None else None
-
-
-atexit.register(shutdown)

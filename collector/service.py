@@ -91,6 +91,7 @@ class CollectorService:
             sampler=sampler,
             routes=cfg.routes,
             max_body_bytes=cfg.capture.max_body_bytes,
+            max_json_depth=cfg.capture.max_json_depth,
         )
         self.tracing = Tracing(tracer_provider)
         self.proxy = Proxy(
@@ -158,11 +159,15 @@ class CollectorService:
         report = await loop.run_in_executor(None, self.delivery.close)
         await self.admin.stop()
         self.tracing.shutdown()
-        _log.info(
-            "collector stopped: flushed=%s, spooled at shutdown=%d, spool holds %d bytes",
+        log = _log.info if report.flushed and not report.dropped else _log.warning
+        log(
+            "collector stopped: flushed=%s, spooled at shutdown=%d, lost=%d, "
+            "spool holds %d bytes%s",
             report.flushed,
             report.spooled,
+            report.dropped,
             report.left_in_spool_bytes,
+            f" (delivery had failed: {report.failed})" if report.failed else "",
         )
         return report
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collector.delivery import DeliverySettings
 from collector.errors import CollectorError
 from collector.payloads import FieldPath, JsonPaths
 from collector.proxy import ProxySettings
+from driftwarden.config import load_yaml_model, parse_model
 from driftwarden.kafka import DEFAULT_TOPIC_PREFIX
 from driftwarden.spec import ModelSpec
 
@@ -65,6 +65,13 @@ class CaptureConfig(_Strict):
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="bytes; larger bodies are forwarded, not captured"
     )
+    max_json_depth: int = Field(
+        default=64,
+        ge=2,
+        le=500,
+        description="levels of nested arrays/objects; a deeper body is dead-lettered as "
+        "`too_deep` (payloads are a few levels deep; the JSON decoder recurses per level)",
+    )
 
 
 class SpoolConfig(_Strict):
@@ -86,6 +93,13 @@ class DeliveryConfig(_Strict):
     poll_interval_ms: float = Field(
         default=20.0, gt=0, description="ms the delivery thread sleeps when it has nothing to do"
     )
+    max_restarts: int = Field(
+        default=5,
+        ge=0,
+        description="delivery restarts after unexpected errors within restart_window_s; one "
+        "more fails /healthz (the container restarts, the spool is kept)",
+    )
+    restart_window_s: float = Field(default=60.0, gt=0, description="s; see max_restarts")
 
     def settings(self) -> DeliverySettings:
         return DeliverySettings(
@@ -97,6 +111,8 @@ class DeliveryConfig(_Strict):
             compression=self.compression,
             linger_ms=self.linger_ms,
             poll_interval_s=self.poll_interval_ms / 1000,
+            max_restarts=self.max_restarts,
+            restart_window_s=self.restart_window_s,
         )
 
 
@@ -105,6 +121,35 @@ class ProxyConfig(_Strict):
     pool_size: int = Field(default=256, ge=0)
     connect_timeout_s: float = Field(default=5.0, gt=0)
     shutdown_timeout_s: float = Field(default=10.0, ge=0)
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="s from a request's first byte to the end of its head; slower: 408 and "
+        "close (a slow-loris client holds no connection longer)",
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="s a request body may make no progress; then 408 and close",
+    )
+    idle_timeout_s: float = Field(
+        default=75.0,
+        gt=0,
+        description="s a keep-alive client connection may sit idle before it is closed; "
+        "longer than the usual load balancer idle timeout (60 s) so the client side closes first",
+    )
+    upstream_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="s the model may take to start its response once the request reached "
+        "it; then 504 with the reason (streamed responses are not cut once started)",
+    )
+    max_connections: int = Field(
+        default=10_000,
+        ge=16,
+        description="client connections; at the cap the oldest idle one is closed for a new "
+        "one (none idle: the new one gets 503). Also capped by half the file descriptor limit",
+    )
 
 
 class TracingConfig(_Strict):
@@ -135,43 +180,22 @@ class CollectorConfig(_Strict):
     )
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (("." if out else "") + str(part))
-    return out or "(top level)"
-
-
 def parse_config(data: object, source: str = "config") -> CollectorConfig:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise CollectorError(f"{source}: expected a mapping at the top level")
-    try:
-        return CollectorConfig.model_validate(data)
-    except ValidationError as e:
-        errors = sorted(e.errors(), key=lambda err: err["type"] != "extra_forbidden")
-        first = errors[0]
-        msg = first["msg"].removeprefix("Value error, ")
-        raise CollectorError(f"{source}: {_where(first['loc'])}: {msg}") from e
+    return parse_model(data, CollectorConfig, source=source, error=CollectorError, allow_empty=True)
 
 
 def load_config(path: str | Path | None) -> CollectorConfig:
     """Read the YAML config file (None: all defaults)."""
     if path is None:
         return CollectorConfig()
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError as e:
-        raise CollectorError(f"--config: {p}: no such file") from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise CollectorError(f"--config: {p}: cannot read ({e})") from e
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise CollectorError(f"--config: {p}: invalid YAML ({str(e).splitlines()[0]})") from e
-    return parse_config(data, source=f"--config {p}")
+    return load_yaml_model(
+        path,
+        CollectorConfig,
+        "config",
+        source=f"--config {path}",
+        error=CollectorError,
+        allow_empty=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -201,4 +225,9 @@ class CollectorSettings:
             pool_size=p.pool_size,
             connect_timeout_s=p.connect_timeout_s,
             shutdown_timeout_s=p.shutdown_timeout_s,
+            header_timeout_s=p.header_timeout_s,
+            body_timeout_s=p.body_timeout_s,
+            idle_timeout_s=p.idle_timeout_s,
+            upstream_timeout_s=p.upstream_timeout_s,
+            max_connections=p.max_connections,
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as db
 
-from alerts import rules as rec
 from dashboards.panels import (
     dashboard,
     datasource_variable,
@@ -16,6 +15,7 @@ from dashboards.panels import (
     timeseries_panel,
 )
 from driftwarden import metrics_catalogue as mc
+from driftwarden import metrics_catalogue as rec
 
 UID = "driftwarden-data-quality"
 M = 'model=~"$model"'

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as db
 
-from alerts import rules as rec
 from dashboards.panels import (
     dashboard,
     datasource_variable,
@@ -14,6 +13,7 @@ from dashboards.panels import (
     timeseries_panel,
 )
 from driftwarden import metrics_catalogue as mc
+from driftwarden import metrics_catalogue as rec
 
 UID = "driftwarden-model-overview"
 M = 'model=~"$model"'

@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 
 from detectors._parallel import parallel_map
+from detectors.column_window import ColumnWindow
 from detectors.fdr import benjamini_hochberg
 from detectors.profile import ColumnProfile, ReferenceProfile, dtype_family
 from detectors.stattests import STATTESTS, StatTest, TestResult, get_stattest
 from detectors.stattests._shared import n_distinct_union
-from detectors.window import ColumnWindow
 
 __all__ = [
     "ColumnDrift",

@@ -12,7 +12,7 @@ Evidently drops them before testing.
 JSON header with the format version; loading never unpickles anything.
 
 The current window is summarised by the very same code (`summarize`), so a drift test is a
-function of two summaries. `detectors.window.ColumnWindow` accumulates a window in mergeable
+function of two summaries. `detectors.column_window.ColumnWindow` accumulates a window in mergeable
 pieces before summarising it.
 """
 

@@ -13,7 +13,12 @@ class DataFileError(DriftwardenError):
     """A data file is missing, unreadable or has the wrong columns."""
 
 
-class SpecError(DriftwardenError):
+class ConfigError(DriftwardenError):
+    """A settings/policy file is missing, not YAML, or invalid; the message is one line that
+    names the file, the field and the problem (`driftwarden.config.load_yaml_model`)."""
+
+
+class SpecError(ConfigError):
     """A model monitoring spec is invalid; the message names the field and the problem."""
 
 

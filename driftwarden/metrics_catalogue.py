@@ -159,6 +159,25 @@ COLLECTOR_EVENTS_SPOOLED_TOTAL = _m(
     ("model",),
     "Events written to the on-disk spool because Kafka was unreachable or slow.",
 )
+COLLECTOR_DELIVERY_RESTARTS_TOTAL = _m(
+    "driftwarden_collector_delivery_restarts_total",
+    "counter",
+    (),
+    "Restarts of the delivery thread (producer and spool) after an unexpected error.",
+)
+COLLECTOR_CONNECTIONS = _m(
+    "driftwarden_collector_connections",
+    "gauge",
+    (),
+    "Client connections open on the proxy port.",
+)
+COLLECTOR_CONNECTIONS_CLOSED_TOTAL = _m(
+    "driftwarden_collector_connections_closed_total",
+    "counter",
+    ("reason",),
+    "Client connections the proxy closed itself (header_timeout, body_timeout, idle_timeout,"
+    " shed: the oldest idle connection closed at the connection cap, refused: cap reached).",
+)
 
 # --- retrain trigger -------------------------------------------------------------------
 ALERTS_RECEIVED_TOTAL = _m(
@@ -173,6 +192,19 @@ RETRAIN_JOBS_TOTAL = _m(
     ("model", "outcome"),
     "Retraining Jobs by outcome.",
 )
+RETRAIN_DECISIONS_TOTAL = _m(
+    "driftwarden_retrain_decisions_total",
+    "counter",
+    ("model", "decision"),
+    "Decisions on received alerts (launched, in_flight, cooldown, over_capacity, no_policy,"
+    " not_retrain, resolved).",
+)
+RETRAIN_JOBS_RUNNING = _m(
+    "driftwarden_retrain_jobs_running",
+    "gauge",
+    ("model",),
+    "Retraining Jobs of the model that have neither completed nor failed.",
+)
 CANARY_WEIGHT = _m(
     "driftwarden_canary_weight",
     "gauge",
@@ -184,6 +216,72 @@ ROLLOUTS_TOTAL = _m(
     "counter",
     ("model", "outcome"),
     "Canary rollouts by outcome (promoted, rolled_back).",
+)
+
+# --- injector (admission webhook) ------------------------------------------------------
+INJECTOR_REVIEWS_TOTAL = _m(
+    "driftwarden_injector_reviews_total",
+    "counter",
+    ("outcome", "reason"),
+    "AdmissionReviews answered: outcome injected/skipped/error/invalid, reason why.",
+)
+INJECTOR_PODS_MISSING_SIDECAR = _m(
+    "driftwarden_injector_pods_missing_sidecar",
+    "gauge",
+    ("namespace",),
+    "Pods that opted in to injection but run without the collector sidecar (last reconcile).",
+)
+INJECTOR_CERT_EXPIRY = _m(
+    "driftwarden_injector_cert_expiry_timestamp_seconds",
+    "gauge",
+    (),
+    "Unix time at which the webhook's serving certificate expires.",
+)
+
+# --- recording rules (alerts/rules.py defines them; dashboards and alerts query them) -----
+#: `driftwarden_window_rows` of windows big enough to alert on (the model's minimum).
+WINDOW_ROWS_SUFFICIENT = "driftwarden:window_rows:sufficient"
+#: Fraction of samples over the configured range in which a feature was flagged drifted.
+FEATURE_DRIFT_PERSISTENCE = "driftwarden:feature_drift:persistence"
+#: 1 when the prediction drift score crosses its test's threshold, else 0.
+PREDICTION_DRIFT_DETECTED = "driftwarden:prediction_drift:detected"
+#: Per (model, metric): the floor a higher-is-better metric must stay above.
+PERFORMANCE_FLOOR = "driftwarden:model_performance:floor"
+#: Per (model, metric): the ceiling an error metric must stay below.
+PERFORMANCE_CEILING = "driftwarden:model_performance:ceiling"
+#: Per (model, version, metric): average over the baseline range, offset into the past.
+PERFORMANCE_BASELINE = "driftwarden:model_performance:baseline"
+#: Valid events consumed per second, by model.
+EVENTS_PROCESSED_RATE = "driftwarden:events_processed:rate5m"
+#: Events rejected per second, by model and reason.
+EVENTS_INVALID_RATE = "driftwarden:events_invalid:rate5m"
+#: Requests proxied per second, by model and status code.
+COLLECTOR_REQUESTS_RATE = "driftwarden:collector_requests:rate5m"
+#: Events acknowledged by Kafka per second, by model.
+COLLECTOR_SENT_RATE = "driftwarden:collector_events_sent:rate5m"
+#: Events dropped per second, by model and reason.
+COLLECTOR_DROPPED_RATE = "driftwarden:collector_events_dropped:rate5m"
+#: Events written to the disk spool per second, by model.
+COLLECTOR_SPOOLED_RATE = "driftwarden:collector_events_spooled:rate5m"
+#: Consumer lag per topic (each partition counted once, however many replicas report it).
+CONSUMER_LAG_SUM = "driftwarden:consumer_lag:sum"
+
+RECORDED_NAMES: frozenset[str] = frozenset(
+    {
+        WINDOW_ROWS_SUFFICIENT,
+        FEATURE_DRIFT_PERSISTENCE,
+        PREDICTION_DRIFT_DETECTED,
+        PERFORMANCE_FLOOR,
+        PERFORMANCE_CEILING,
+        PERFORMANCE_BASELINE,
+        EVENTS_PROCESSED_RATE,
+        EVENTS_INVALID_RATE,
+        COLLECTOR_REQUESTS_RATE,
+        COLLECTOR_SENT_RATE,
+        COLLECTOR_DROPPED_RATE,
+        COLLECTOR_SPOOLED_RATE,
+        CONSUMER_LAG_SUM,
+    }
 )
 
 CATALOGUE: dict[str, MetricDef] = {

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable
-from typing import Annotated, Final
+from typing import Annotated, Any, Final, Literal, get_args
 
 import msgspec
 
@@ -166,3 +166,50 @@ def encode_batch(events: Iterable[Event]) -> list[bytes]:
 
 def new_event_id() -> str:
     return uuid.uuid4().hex
+
+
+# --- Lineage (DESIGN.md, "Kubernetes contract"): what happened to a model, step by step ----
+
+LINEAGE_SCHEMA: Final = "driftwarden.lineage/v1"
+LineageStep = Literal[
+    "alert",
+    "decision",
+    "job_started",
+    "job_finished",
+    "artifact",
+    "rollout_step",
+    "rollout_finished",
+]
+LINEAGE_STEPS: Final = get_args(LineageStep)
+
+
+class LineageEvent(
+    msgspec.Struct,
+    tag_field="schema",
+    tag=LINEAGE_SCHEMA,
+    forbid_unknown_fields=True,
+    frozen=True,
+):
+    """One step of a model's retrain/rollout history, on `<prefix>.lineage` keyed by model.
+
+    `ref` names what the step is about: the alert fingerprint (`alert`, `decision`), the Job
+    (`job_started`, `job_finished`), the version (`artifact`) or the Deployment (`rollout_*`);
+    `detail` carries the step's facts (decision and reason, outcome, artifact path, ...)."""
+
+    model: Name
+    ts: NonNegative
+    step: LineageStep
+    ref: Annotated[str, msgspec.Meta(max_length=1024)]
+    detail: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+_DECODERS[LineageEvent] = msgspec.json.Decoder(LineageEvent)
+
+
+def encode_lineage(event: LineageEvent) -> bytes:
+    return _ENCODER.encode(event)
+
+
+def decode_lineage(data: bytes | bytearray | memoryview | str) -> LineageEvent:
+    """Decode one lineage record; an `EventError` (with a `REASONS` reason) when it is bad."""
+    return _decode(data, LineageEvent)  # type: ignore[return-value]

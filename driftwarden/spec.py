@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from driftwarden.config import parse_model, read_yaml
 from driftwarden.errors import SpecError
 
 FeatureType = Literal["numerical", "categorical"]
@@ -168,40 +169,9 @@ class ModelSpec(_Strict):
         raise KeyError(name)
 
 
-def _location(loc: tuple[int | str, ...], data: object) -> str:
-    """`features[2].type` -> `features[2] (country).type`, so the user finds the entry."""
-    out: list[str] = []
-    node = data
-    for part in loc:
-        if isinstance(part, int):
-            label = f"[{part}]"
-            if isinstance(node, list) and part < len(node):
-                node = node[part]
-                if isinstance(node, dict) and isinstance(node.get("name"), str):
-                    label += f" ({node['name']})"
-            else:
-                node = None
-            out.append(label)
-        else:
-            out.append(("." if out else "") + part)
-            node = node.get(part) if isinstance(node, dict) else None
-    return "".join(out)
-
-
 def parse_spec(data: object, *, source: str = "spec", base_dir: Path | None = None) -> ModelSpec:
     """Validate an already-parsed YAML/JSON document."""
-    if not isinstance(data, dict):
-        raise SpecError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
-    try:
-        spec = ModelSpec.model_validate(data)
-    except ValidationError as e:
-        # An unknown key is most often a typo of the missing one: report it first.
-        errors = sorted(e.errors(), key=lambda err: err["type"] != "extra_forbidden")
-        first = errors[0]
-        where = _location(first["loc"], data) or "(top level)"
-        msg = first["msg"].removeprefix("Value error, ")
-        more = f" (and {e.error_count() - 1} more problem(s))" if e.error_count() > 1 else ""
-        raise SpecError(f"{source}: {where}: {msg}{more}") from e
+    spec = parse_model(data, ModelSpec, source=source, error=SpecError)
     if (
         spec.reference is not None
         and base_dir is not None
@@ -216,19 +186,7 @@ def parse_spec(data: object, *, source: str = "spec", base_dir: Path | None = No
 def load_spec(path: str | Path) -> ModelSpec:
     """Read and validate one spec file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError as e:
-        raise SpecError(f"{p}: no such spec file") from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"{p}: cannot read spec file ({e})") from e
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SpecError(f"{p}: invalid YAML{where}: {problem}") from e
+    data = read_yaml(p, what="spec", error=SpecError)
     return parse_spec(data, source=str(p), base_dir=p.parent)
 
 

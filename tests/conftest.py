@@ -1,2 +1,2 @@
 # Real services (Kafka, Prometheus, Alertmanager) for integration and e2e tests.
-pytest_plugins = ["driftwarden.services.pytest_plugin"]
+pytest_plugins = ["tests.kits.services", "tests.kits.kubernetes"]

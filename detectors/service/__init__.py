@@ -11,13 +11,26 @@ See docs/detectors-service.md for the design (windows, checkpoints, label join).
 
 from __future__ import annotations
 
+import importlib
 import threading
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
-from detectors.service.consumer import DetectorService
-from detectors.service.results import FeatureResult, WindowResult, decode_result
-from detectors.service.settings import ServiceSettings
+    from detectors.service.consumer import DetectorService
+    from detectors.service.results import FeatureResult, WindowResult, decode_result
+    from detectors.service.settings import ServiceSettings
+
+# Imported on first use (PEP 562): the CLI reads `ServiceSettings` (its flag defaults)
+# without loading Kafka, numpy and the statistics core.
+_LAZY: dict[str, str] = {
+    "DetectorService": "detectors.service.consumer",
+    "FeatureResult": "detectors.service.results",
+    "WindowResult": "detectors.service.results",
+    "decode_result": "detectors.service.results",
+    "ServiceSettings": "detectors.service.settings",
+}
 
 __all__ = [
     "DetectorService",
@@ -26,6 +39,7 @@ __all__ = [
     "WindowResult",
     "decode_result",
     "run_service",
+    "run_until_signalled",
     "start_service",
 ]
 
@@ -37,9 +51,31 @@ def run_service(
     registry: CollectorRegistry | None = None,
 ) -> DetectorService:
     """Run the service in this thread until `stop` is set; returns it (for its history)."""
+    from detectors.service.consumer import DetectorService
+
     service = DetectorService(settings, registry=registry)
     service.run(stop)
     return service
+
+
+def run_until_signalled(settings: ServiceSettings) -> DetectorService:
+    """`run_service` until SIGTERM or SIGINT (then drain: finish, checkpoint, commit).
+
+    The entry points (`driftwarden detectors run`, `python -m detectors.service`) call this
+    after building `settings` and configuring logging."""
+    import signal
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return run_service(settings, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def start_service(
@@ -53,6 +89,8 @@ def start_service(
 
     Stop it with `stop.set(); thread.join()`. An exception in the thread is kept in
     `thread.error` (None on a clean exit)."""
+    from detectors.service.consumer import DetectorService
+
     service = DetectorService(settings, registry=registry)
     errors: list[BaseException] = []
 
@@ -76,3 +114,16 @@ def start_service(
             raise TimeoutError(f"detectors service did not start in {timeout}s")
     thread.error = errors  # type: ignore[attr-defined]
     return service, thread
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -40,7 +40,7 @@ from detectors.service.checkpoint import (
     chunk_records,
     ensure_checkpoint_topic,
 )
-from detectors.service.evaluate import ContextRegistry, ProfileCache
+from detectors.service.contexts import ContextRegistry, ProfileCache
 from detectors.service.exporter import (
     DetectorsCollector,
     ExportSnapshot,

@@ -27,6 +27,7 @@ class FeatureResult(msgspec.Struct, frozen=True, omit_defaults=True):
     threshold: float
     drift_detected: bool
     skipped: str | None = None  # why the column was not tested (empty window side, ...)
+    effect_size: float | None = None  # KS D / Cramér's V when the spec's drift.effect_size is on
 
 
 class WindowResult(

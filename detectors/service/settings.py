@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from driftwarden.errors import DriftwardenError
+from driftwarden.flags import Flag
 from driftwarden.kafka import DEFAULT_TOPIC_PREFIX, Topics
 
-__all__ = ["ServiceSettings"]
+__all__ = ["FLAGS", "ServiceSettings"]
 
 
 @dataclass(frozen=True)
@@ -100,3 +101,40 @@ class ServiceSettings:
     @property
     def transactional_id(self) -> str:
         return f"{self.group_id}.{self.instance_id}"
+
+
+#: The flags of `driftwarden detectors run` (and `python -m detectors.service`), each also a
+#: DRIFTWARDEN_<FLAG> variable. Types and defaults come from `ServiceSettings`; a field
+#: without a flag here is settable only by constructing `ServiceSettings` directly.
+FLAGS: tuple[Flag, ...] = (
+    Flag("specs", "specs", "Folder of model spec files (*.yaml)."),
+    Flag("bootstrap", "bootstrap", "Kafka bootstrap servers."),
+    Flag("metrics_port", "metrics-port", "Port of /metrics and /healthz."),
+    Flag("metrics_host", "metrics-host", "Address to serve /metrics on."),
+    Flag("group_id", "group-id", "Kafka consumer group of the replicas."),
+    Flag("topic_prefix", "topic-prefix", "Topic prefix (<prefix>.predictions, ...)."),
+    Flag(
+        "instance_id",
+        "instance-id",
+        "Stable replica name (default: the host name, i.e. the pod name).",
+    ),
+    Flag(
+        "state_dir", "state-dir", "Cache folder for reference profiles (checkpoints live in Kafka)."
+    ),
+    Flag(
+        "checkpoint_interval_s",
+        "checkpoint-interval",
+        "Seconds between checkpoints (transaction commits).",
+    ),
+    Flag("transaction_timeout_s", "transaction-timeout", "Kafka transaction timeout, seconds."),
+    Flag("max_batch", "max-batch", "Records per consume() call (1-1000)."),
+    Flag(
+        "max_feature_series",
+        "max-feature-series",
+        "Features per model version exported with their own label.",
+    ),
+    Flag("spec_reload_s", "spec-reload", "Seconds between spec folder checks."),
+    Flag("publish_results", "publish-results", "Write window results to <prefix>.windows."),
+    Flag("log_level", "log-level", "debug, info, warning or error."),
+    Flag("log_format", "log-format", "json or text."),
+)

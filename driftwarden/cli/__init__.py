@@ -7,9 +7,11 @@ import sys
 import typer
 
 from driftwarden import __version__
+from driftwarden.cli._lazy import LazyGroup, lazy_command
 from driftwarden.errors import DriftwardenError
 
 app = typer.Typer(
+    cls=LazyGroup,
     name="driftwarden",
     help="Observability and drift monitoring for ML models on Kubernetes.",
     no_args_is_help=True,
@@ -33,21 +35,34 @@ def _root(
     """Observability and drift monitoring for ML models on Kubernetes."""
 
 
-# Command groups register themselves below; a command exists only once it works. Each
-# module imports its heavy dependencies inside its commands, so `--help` stays fast.
-from driftwarden.cli import collector as collector_cmd  # noqa: E402
-from driftwarden.cli import dashboards as dashboards_cmd  # noqa: E402
-from driftwarden.cli import detectors as detectors_cmd  # noqa: E402
-from driftwarden.cli import spec as spec_cmd  # noqa: E402
-from driftwarden.cli.demo import demo as demo_cmd  # noqa: E402
-from driftwarden.cli.drift import drift as drift_cmd  # noqa: E402
-
-app.command("demo")(demo_cmd)
-app.command("drift")(drift_cmd)
-app.add_typer(spec_cmd.app, name="spec")
-app.add_typer(collector_cmd.app, name="collector")
-app.add_typer(detectors_cmd.app, name="detectors")
-app.add_typer(dashboards_cmd.app, name="dashboards")
+# Command groups register themselves below, by module path: a group's module is imported
+# only when that command runs (`driftwarden --help` lists them from the help text given
+# here), so `--help` and each command load only what they use. A module registered eagerly
+# with `app.add_typer(...)` / `app.command(...)` works too.
+lazy_command("demo", "driftwarden.cli.demo:demo", "Run the whole monitoring loop on one machine.")
+lazy_command(
+    "drift", "driftwarden.cli.drift:drift", "Compare CURRENT with REFERENCE column by column."
+)
+lazy_command("spec", "driftwarden.cli.spec:app", "Draft and check model monitoring specs.")
+lazy_command(
+    "collector",
+    "driftwarden.cli.collector:app",
+    "The capture sidecar: proxy, feedback endpoint, Kafka delivery.",
+)
+lazy_command("detectors", "driftwarden.cli.detectors:app", "The streaming drift detectors service.")
+lazy_command(
+    "dashboards", "driftwarden.cli.dashboards:app", "Grafana dashboards: export and upload."
+)
+lazy_command(
+    "injector",
+    "driftwarden.cli.injector:app",
+    "The admission webhook that injects the collector sidecar.",
+)
+lazy_command(
+    "trigger",
+    "driftwarden.cli.trigger:app",
+    "The retrain trigger: Alertmanager webhook to retraining Jobs, with lineage.",
+)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,7 +12,11 @@ from pathlib import Path
 
 import typer
 
+from collector.settings import CollectorSettings as _Defaults
 from driftwarden.errors import DriftwardenError
+
+# Defaults are stated once, on `CollectorSettings` (this module is imported only when
+# `driftwarden collector ...` runs: see driftwarden/cli/_lazy.py).
 
 app = typer.Typer(
     help="The capture sidecar: proxy, feedback endpoint, Kafka delivery.", no_args_is_help=True
@@ -54,32 +58,36 @@ def run(
         help="The model server's port on 127.0.0.1.",
     ),
     model_version: str = typer.Option(
-        "",
+        _Defaults.version,
         "--model-version",
         envvar="DRIFTWARDEN_MODEL_VERSION",
         help="Model version put on every event.",
     ),
     port: str = typer.Option(
-        "8480", "--port", metavar="PORT", envvar="DRIFTWARDEN_PORT", help="Proxy listen port."
+        str(_Defaults.port),
+        "--port",
+        metavar="PORT",
+        envvar="DRIFTWARDEN_PORT",
+        help="Proxy listen port.",
     ),
     admin_port: str = typer.Option(
-        "8481",
+        str(_Defaults.admin_port),
         "--admin-port",
         metavar="PORT",
         envvar="DRIFTWARDEN_ADMIN_PORT",
         help="Admin port: /metrics, /healthz, /readyz, /v1/feedback.",
     ),
     host: str = typer.Option(
-        "0.0.0.0", "--host", envvar="DRIFTWARDEN_HOST", help="Listen address."
+        _Defaults.host, "--host", envvar="DRIFTWARDEN_HOST", help="Listen address."
     ),
     bootstrap: str = typer.Option(
-        "localhost:9092",
+        _Defaults.bootstrap,
         "--bootstrap",
         envvar="DRIFTWARDEN_BOOTSTRAP",
         help="Kafka bootstrap servers.",
     ),
     payload_format: str = typer.Option(
-        "kserve-v1",
+        _Defaults.payload_format,
         "--payload-format",
         envvar="DRIFTWARDEN_PAYLOAD_FORMAT",
         help="kserve-v1, open-inference-v2 or json.",
@@ -91,7 +99,7 @@ def run(
         help="Model monitoring spec (names positional features).",
     ),
     sample_rate: str = typer.Option(
-        "1.0",
+        str(_Defaults.sample_rate),
         "--sample-rate",
         metavar="RATE",
         envvar="DRIFTWARDEN_SAMPLE_RATE",

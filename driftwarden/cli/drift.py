@@ -43,36 +43,10 @@ def default_workers() -> int:
 
 def spec_options(spec: ModelSpec) -> tuple[DriftConfig, list[str], dict[str, str]]:
     """(drift options, columns to test, their types) from a monitoring spec."""
-    from detectors.drift import DriftConfig, DriftConfigError
+    from detectors.spec_options import batch_column_types, drift_config
 
-    d = spec.drift
-    try:
-        config = DriftConfig(
-            numerical_test=None if d.numerical_test == "auto" else d.numerical_test,
-            categorical_test=None if d.categorical_test == "auto" else d.categorical_test,
-            threshold=d.threshold,
-            per_column_test={f.name: f.test for f in spec.features if f.test and f.test != "auto"},
-            per_column_threshold={
-                f.name: f.threshold for f in spec.features if f.threshold is not None
-            },
-            drift_share=d.drift_share,
-            fdr_alpha=d.fdr_alpha,
-            min_rows=d.min_rows,
-            effect_size=getattr(d, "effect_size", False),
-            missing_share_drift=d.missing_share_drift,
-            unseen_category_drift=d.unseen_category_drift,
-            chisquare_min_expected=d.chisquare_min_expected,
-        )
-    except DriftConfigError as e:
-        raise SpecError(f"drift: {e}") from e
-    types = {f.name: f.type for f in spec.features}
-    if spec.prediction is not None and spec.prediction.output != "list":
-        types[spec.prediction.column] = (
-            "categorical" if spec.prediction.type == "class" else "numerical"
-        )
-    if spec.target is not None:
-        types[spec.target.column] = "categorical" if spec.target.type == "class" else "numerical"
-    return config, list(types), types
+    types = batch_column_types(spec)
+    return drift_config(spec), list(types), types
 
 
 def drift(
@@ -106,7 +80,7 @@ def drift(
     """Compare CURRENT with REFERENCE column by column (Evidently 0.7's defaults)."""
     from detectors.drift import ColumnMismatchError, DriftConfig, DriftConfigError, DriftDetector
     from detectors.profile import ProfileError, ReferenceProfile
-    from driftwarden.drift_report import render_html, render_json, render_table
+    from driftwarden.report import render_html, render_json, render_table
     from driftwarden.tables import read_table
 
     workers = workers or default_workers()

@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop what `up` started; leaves nothing running")
     sub.add_parser("prepare", help="create Kafka's class-data-sharing archives (faster starts)")
     sub.add_parser("status", help="print PIDs and addresses; exit 1 unless all run")
+    sub.add_parser("k8s-up", help="start a local Kubernetes control plane in <dir>/k8s")
+    sub.add_parser("k8s-down", help="stop what `k8s-up` started")
     args = parser.parse_args(argv)
 
     try:
@@ -49,6 +51,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "prepare":
             prepare_cds(log=lambda msg: print(f"services-install: {msg}"))
+            return 0
+        if args.command in ("k8s-up", "k8s-down"):
+            from driftwarden.services import kubernetes
+
+            if args.command == "k8s-up":
+                kubernetes.up(args.dir / "k8s")
+            elif not kubernetes.down(args.dir / "k8s"):
+                print("k8s: nothing running")
             return 0
         if args.command == "down":
             stopped = stack.down(args.dir)

@@ -21,9 +21,9 @@ import pytest
 
 from alerts import alertmanager_config, load_config, render_rule_files
 from alerts.rules import dump_yaml
-from detectors.service.testing import ServiceProcess, SyntheticModel, produce
 from driftwarden.services.ports import free_port
 from driftwarden.services.webhook import Delivery, WebhookListener
+from tests.kits.detectors import ServiceProcess, SyntheticModel, produce
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector.settings import CollectorSettings, parse_config
-from collector.testing import CollectorThread, ModelServer
+from tests.kits.collector import CollectorThread, ModelServer
 from driftwarden.services import KafkaBroker
 
 pytestmark = pytest.mark.integration

@@ -23,7 +23,7 @@ from collector.delivery import Delivery
 from collector.events import Record
 from collector.sdk import CollectorClient
 from collector.settings import CollectorSettings, parse_config
-from collector.testing import CollectorThread, ModelServer, read_topic
+from tests.kits.collector import CollectorThread, ModelServer, read_topic
 from driftwarden.schema import decode_feedback, decode_prediction
 from driftwarden.services import KafkaBroker
 from driftwarden.spec import parse_spec

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from collector.settings import CollectorSettings, parse_config
-from collector.testing import CollectorThread, ModelServer, read_topic
+from tests.kits.collector import CollectorThread, ModelServer, read_topic
 from driftwarden.schema import decode_prediction
 from driftwarden.services import KafkaBroker
 from driftwarden.services.ports import free_port

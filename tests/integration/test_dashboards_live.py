@@ -22,11 +22,11 @@ import yaml
 
 from alerts import load_config, render_rule_files
 from alerts.contract import substitute
-from collector.testing import ModelServer
 from dashboards import all_dashboards, panel_queries, variable_queries
-from detectors.service.testing import ServiceProcess, SyntheticModel, produce
 from driftwarden.services.http import request_json
 from driftwarden.services.ports import free_port
+from tests.kits.collector import ModelServer
+from tests.kits.detectors import ServiceProcess, SyntheticModel, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

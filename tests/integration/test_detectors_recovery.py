@@ -20,14 +20,14 @@ from pathlib import Path
 import pytest
 
 from detectors.service import ServiceSettings, WindowResult, start_service
-from detectors.service.testing import (
+from driftwarden.services import KafkaBroker
+from driftwarden.services.ports import free_port
+from tests.kits.detectors import (
     ServiceProcess,
     SyntheticModel,
     consume_all,
     read_results,
 )
-from driftwarden.services import KafkaBroker
-from driftwarden.services.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from detectors.service import DetectorService, ServiceSettings, start_service
-from detectors.service.testing import SyntheticModel, consume_all, produce
 from driftwarden import metrics_catalogue as mc
 from driftwarden.services import KafkaBroker
+from tests.kits.detectors import SyntheticModel, consume_all, produce
 
 pytestmark = pytest.mark.integration
 

@@ -11,43 +11,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 from collector.metrics import CollectorStats
 from collector.proxy import Proxy, ProxySettings
-from collector.testing import ModelServer
-
-
-class LoopThread:
-    """An event loop in a thread, for servers under test."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Any, timeout: float = 30) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
-@contextmanager
-def proxy_to(port: int, **settings: Any) -> Iterator[tuple[int, Proxy]]:
-    lt = LoopThread()
-    proxy = Proxy(ProxySettings(upstream_port=port, **settings), stats=CollectorStats())
-    try:
-        listen = lt.run(proxy.start("127.0.0.1", 0))
-        yield listen, proxy
-    finally:
-        lt.run(proxy.close())
-        lt.close()
+from tests.kits.collector import LoopThread, ModelServer, proxy_to
 
 
 @pytest.fixture(scope="module")

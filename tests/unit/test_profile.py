@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from detectors.column_window import ColumnWindow
 from detectors.profile import (
     PROFILE_VERSION,
     CategoryCounts,
@@ -20,7 +21,6 @@ from detectors.profile import (
     dtype_family,
     summarize,
 )
-from detectors.window import ColumnWindow
 
 
 def frame(n: int = 200, seed: int = 0) -> pd.DataFrame:

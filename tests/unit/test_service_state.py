@@ -12,10 +12,10 @@ import msgspec
 import numpy as np
 import pytest
 
-from detectors.service.evaluate import ContextRegistry
+from detectors.service.contexts import ContextRegistry
 from detectors.service.results import WindowResult
 from detectors.service.state import Record, ShardState
-from detectors.service.testing import SyntheticModel
+from tests.kits.detectors import SyntheticModel
 
 WINDOW = 400
 

@@ -1,6 +1,6 @@
 """pytest fixtures that start real Kafka, Prometheus and Alertmanager servers on free
 loopback ports (enabled in tests/conftest.py with
-`pytest_plugins = ["driftwarden.services.pytest_plugin"]`).
+`pytest_plugins = ["tests.kits.services"]`).
 
     kafka                  session: one shared KRaft broker (KafkaBroker)
     kafka_factory()        function: a fresh, dedicated broker per call (kill/restart)

@@ -1,10 +1,13 @@
-"""A trivial model server for tests, benchmarks and demos (raw asyncio + httptools).
+"""Test kit of the collector: a trivial model server, the collector in a thread, a proxy
+on its own loop, and a topic reader (tests and benchmarks only; production never imports it).
+
+The trivial model (raw asyncio + httptools):
 
 It speaks the three payload formats on their default routes and has a few routes that
 exercise the proxy: `/echo` (body and headers back as JSON), `/stream` (a chunked
 response in several writes), `/status/<code>`, `/slow/<ms>`, `/close` (answers with
 `Connection: close`) and `/health`. Run it in-process with `ModelServer` (its own thread
-and loop) or as a process: `python -m collector.testing --port 9000`.
+and loop) or as a process: `python -m tests.kits.collector --port 9000`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import json
 import math
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import httptools
@@ -324,6 +328,47 @@ def read_topic(
     finally:
         consumer.close()
     return out
+
+
+class LoopThread:
+    """An event loop in a thread, for servers under test."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run a plain function on the loop's thread and return its result."""
+
+        async def call() -> Any:
+            return fn(*args)
+
+        return self.run(call())
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@contextlib.contextmanager
+def proxy_to(port: int, **settings: Any) -> Iterator[tuple[int, Any]]:
+    """A `Proxy` (no capture) to 127.0.0.1:`port` on its own loop: (listen port, proxy)."""
+    from collector.metrics import CollectorStats
+    from collector.proxy import Proxy, ProxySettings
+
+    lt = LoopThread()
+    proxy = Proxy(ProxySettings(upstream_port=port, **settings), stats=CollectorStats())
+    try:
+        listen = lt.run(proxy.start("127.0.0.1", 0))
+        yield listen, proxy
+    finally:
+        lt.run(proxy.close())
+        lt.close()
 
 
 async def serve(port: int) -> None:
