@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import statistics
 import tempfile
 import time
@@ -26,6 +27,8 @@ from pathlib import Path
 
 import httpx
 import yaml
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
 
 from driftwarden.services.kubernetes import KubeControlPlane
 from retrain_trigger.runner import TriggerService, TriggerSettings
@@ -66,18 +69,25 @@ def _notification(i: int) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=100)
+    parser.add_argument("--kubeconfig", type=Path, help="use this cluster instead of starting one")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        plane = KubeControlPlane(root / "k8s").start()
+        plane = None if args.kubeconfig else KubeControlPlane(root / "k8s").start()
+        kubeconfig = args.kubeconfig or plane.kubeconfig  # type: ignore[union-attr]
         try:
+            namespace = f"bench-{secrets.token_hex(3)}"
+            api = k8s_config.new_client_from_config(config_file=str(kubeconfig))
+            k8s_client.CoreV1Api(api).create_namespace({"metadata": {"name": namespace}})
+            api.close()
+            api.rest_client.pool_manager.clear()
             policies = root / "policies"
             policies.mkdir()
             (policies / "bench.yaml").write_text(
                 yaml.safe_dump(
                     {
                         "model": "bench",
-                        "namespace": "default",
+                        "namespace": namespace,
                         "trainer": {
                             "image": "img",
                             "node_selector": {"driftwarden.io/bench": "none"},
@@ -95,7 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
             settings = TriggerSettings(
                 policies=policies,
                 token_file=token,
-                kubeconfig=plane.kubeconfig,
+                namespaces=(namespace,),
+                kubeconfig=kubeconfig,
                 host="127.0.0.1",
                 port=0,
                 bootstrap=None,
@@ -106,7 +117,9 @@ def main(argv: list[str] | None = None) -> dict:
                 TriggerService(settings) as svc,
                 httpx.Client(headers={"Authorization": "Bearer bench-token"}, timeout=30) as client,
             ):
-                client.post(f"{svc.url}/v1/alertmanager", json=_notification(-1))  # warm-up
+                warm_up = _notification(-1)
+                warm_up["alerts"][0]["status"] = "resolved"
+                client.post(f"{svc.url}/v1/alertmanager", json=warm_up)
                 latencies = []
                 for i in range(args.alerts):
                     body = json.dumps(_notification(i)).encode()
@@ -117,7 +130,8 @@ def main(argv: list[str] | None = None) -> dict:
                     if decision != "launched":
                         raise SystemExit(f"alert {i}: {decision}, expected launched")
         finally:
-            plane.stop()
+            if plane is not None:
+                plane.stop()
     q = statistics.quantiles(latencies, n=100, method="inclusive")
     result = {
         "alerts": args.alerts,

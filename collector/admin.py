@@ -52,7 +52,7 @@ def build_admin_app(
     def readyz() -> Response:
         # Kafka being down does not make the sidecar unready: the proxy keeps serving and
         # events go to the spool. Only a proxy or delivery thread that is not running does.
-        ok = ready() and delivery.alive
+        ok = ready() and delivery.alive and delivery.healthy
         spool = delivery.spool
         body: dict[str, Any] = {
             "ready": ok,

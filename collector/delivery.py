@@ -466,15 +466,16 @@ class Delivery:
         cb = self._on_delivery
         max_in_flight = self.settings.max_in_flight
         for i, r in enumerate(records):
+            # (the records are kept first, then the mode changes: nothing is lost if that fails)
             if len(producer) >= max_in_flight:
-                self._enter_spooling("more than max_in_flight records unacknowledged")
                 self._to_spool(records[i:])
+                self._enter_spooling("more than max_in_flight records unacknowledged")
                 return
             try:
                 producer.produce(r, cb)
             except RetryLater as e:
-                self._enter_spooling(str(e))
                 self._to_spool(records[i:])
+                self._enter_spooling(str(e))
                 return
             except GiveUp as e:
                 self._give_up(r, e)
@@ -625,8 +626,8 @@ class Delivery:
             self._drops[(record.key.decode("utf-8", "replace"), "kafka_error")] += 1
             _log.warning("event not delivered and no spool to keep it: %s", err)
             return
-        self._enter_spooling(f"delivery failed ({err.name()})")
         self._to_spool([record])
+        self._enter_spooling(f"delivery failed ({err.name()})")
 
     def _rejected(self, msg: Any, err: Any) -> None:
         """The broker refused a record for good (e.g. over its own message.max.bytes)."""

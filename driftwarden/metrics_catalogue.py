@@ -217,6 +217,13 @@ ROLLOUTS_TOTAL = _m(
     ("model", "outcome"),
     "Canary rollouts by outcome (promoted, rolled_back).",
 )
+CANARY_CHECK = _m(
+    "driftwarden_canary_check",
+    "gauge",
+    ("model", "check"),
+    "Last verdict of a canary analysis check (error_rate, latency_p99, performance,"
+    " prediction, data_quality): 1 pass, 0 fail, -1 inconclusive.",
+)
 
 # --- injector (admission webhook) ------------------------------------------------------
 INJECTOR_REVIEWS_TOTAL = _m(

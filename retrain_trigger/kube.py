@@ -11,6 +11,7 @@ Only the configured namespaces are ever touched (the RBAC in docs/retrain-trigge
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -118,6 +119,39 @@ def job_view(job: k8s.V1Job) -> JobView:
     )
 
 
+def _parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+
+
+def job_view_json(job: dict[str, Any]) -> JobView:
+    """`job_view` for a Job as the API's JSON (no client models)."""
+    meta = job.get("metadata") or {}
+    status = job.get("status") or {}
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    outcome = "running"
+    finished: float | None = None
+    for cond in status.get("conditions") or []:
+        if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
+            outcome = "succeeded" if cond["type"] == "Complete" else "failed"
+            finished = _parse_time(cond.get("lastTransitionTime"))
+    created = _parse_time(meta.get("creationTimestamp")) or 0.0
+    if outcome != "running" and finished is None:
+        finished = _parse_time(status.get("completionTime")) or created
+    return JobView(
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace", ""),
+        model=annotations.get(ANN_MODEL) or labels.get(LABEL_MODEL, ""),
+        fingerprint=labels.get(LABEL_FINGERPRINT, ""),
+        version=labels.get(LABEL_VERSION, ""),
+        started_at=created,
+        finished_at=finished,
+        outcome=outcome,  # type: ignore[arg-type]
+    )
+
+
 def _job_failure(job: k8s.V1Job) -> str:
     for cond in (job.status.conditions if job.status else None) or []:
         if cond.type == "Failed" and cond.status == "True":
@@ -149,11 +183,20 @@ class KubeJobs:
         return list(result.items), result.metadata.resource_version
 
     def list_jobs(self) -> list[JobView]:
-        """Every retrain Job in every configured namespace (the decisions' state)."""
+        """Every retrain Job in every configured namespace (the decisions' state). Read as
+        plain JSON: the client's model deserialisation costs ~3 ms per Job."""
         out: list[JobView] = []
         for ns in self.namespaces:
-            items, _ = self.list_jobs_raw(ns)
-            out.extend(job_view(j) for j in items)
+            try:
+                resp = self._batch.list_namespaced_job(
+                    ns, label_selector=JOB_SELECTOR, _preload_content=False
+                )
+                data = json.loads(resp.data)
+            except ApiException as e:
+                raise _map(e, f"list Jobs in {ns}") from e
+            except _TRANSIENT as e:
+                raise _map(e, f"list Jobs in {ns}") from e
+            out.extend(job_view_json(j) for j in data.get("items") or [])
         return out
 
     def create_job(self, manifest: dict[str, Any]) -> bool:

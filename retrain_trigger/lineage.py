@@ -179,3 +179,4 @@ class LineageLog:
         left = self.flush(timeout)
         if left:
             log.error("%d lineage record(s) not delivered at shutdown", left)
+        self._producer = None  # the librdkafka handle closes when collected

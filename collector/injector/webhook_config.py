@@ -37,12 +37,15 @@ def webhook_configuration(
     url: str | None = None,
     timeout_s: int = 3,
     exclude_namespaces: tuple[str, ...] = ("kube-system",),
+    namespace_labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The manifest. `ca_bundle` is the PEM of the CA that signed the serving certificate.
 
     The injector is reached through `service` in `namespace` (in-cluster), or at `url`
     (`https://127.0.0.1:8443`, for a webhook outside the cluster: tests, development; the
     url wins when both are given); `/mutate` and `/mutate/namespace` are appended.
+    `namespace_labels` narrows both webhooks to namespaces carrying these labels too
+    (a staged roll-out, or tests sharing a cluster).
     """
     if url is None and not service:
         raise ValueError("give the injector's service or its url")
@@ -70,6 +73,11 @@ def webhook_configuration(
         "values": excluded,
     }
 
+    narrow = [
+        {"key": k, "operator": "In", "values": [v]}
+        for k, v in sorted((namespace_labels or {}).items())
+    ]
+
     def hook(hook_name: str, path: str, label_op: dict[str, Any]) -> dict[str, Any]:
         return {
             "name": hook_name,
@@ -89,7 +97,7 @@ def webhook_configuration(
             "sideEffects": "None",
             "timeoutSeconds": timeout_s,
             "reinvocationPolicy": "IfNeeded",
-            "namespaceSelector": {"matchExpressions": [not_excluded, label_op]},
+            "namespaceSelector": {"matchExpressions": [not_excluded, label_op, *narrow]},
             "objectSelector": {
                 "matchExpressions": [
                     {"key": POD_OPT_OUT_LABEL, "operator": "NotIn", "values": ["false"]}

@@ -31,7 +31,8 @@ from typing import Any
 
 import msgspec
 
-from driftwarden.errors import DriftwardenError
+from detectors.service.kafka_errors import kafka_error
+from driftwarden.errors import GiveUp, RetryLater
 
 __all__ = [
     "CHUNK_BYTES",
@@ -49,12 +50,10 @@ CHUNK_BYTES = 900_000
 FORMAT = 1
 
 
-class CheckpointError(DriftwardenError):
-    """A checkpoint that cannot be read or decoded (retry later or give up: see `retry`)."""
-
-    def __init__(self, message: str, *, retry: bool = False) -> None:
-        super().__init__(message)
-        self.retry = retry
+class CheckpointError(GiveUp):
+    """A checkpoint that cannot be used: written in another format, or its chunks do not add
+    up. Permanent: reading it again gives the same bytes. (Reads that may succeed later,
+    a timeout or a retriable broker error, raise `RetryLater`.)"""
 
 
 class Header(msgspec.Struct, frozen=True):
@@ -184,9 +183,7 @@ def ensure_checkpoint_topic(
     except KafkaException as e:
         err = e.args[0] if e.args else None
         if getattr(err, "code", lambda: None)() != KafkaError.TOPIC_ALREADY_EXISTS:
-            raise CheckpointError(
-                f"cannot create checkpoint topic {topic!r}: {e}", retry=True
-            ) from e
+            raise RetryLater(f"cannot create checkpoint topic {topic!r}: {e}") from e
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         meta = admin.list_topics(topic, timeout=5).topics.get(topic)
@@ -198,7 +195,7 @@ def ensure_checkpoint_topic(
         ):
             return len(meta.partitions)
         time.sleep(0.1)
-    raise CheckpointError(f"checkpoint topic {topic!r} has no leader after {timeout}s", retry=True)
+    raise RetryLater(f"checkpoint topic {topic!r} has no leader after {timeout}s")
 
 
 class KafkaCheckpoints:
@@ -292,10 +289,9 @@ class KafkaCheckpoints:
         try:
             while left:
                 if time.monotonic() > deadline:
-                    raise CheckpointError(
+                    raise RetryLater(
                         f"reading checkpoints from {self.topic} timed out (an open transaction of "
-                        "a dead detector blocks it until the broker aborts it)",
-                        retry=True,
+                        "a dead detector blocks it until the broker aborts it)"
                     )
                 for m in self._consumer.consume(1000, 0.2):
                     err = m.error()
@@ -303,7 +299,8 @@ class KafkaCheckpoints:
                         if err.code() == KafkaError._PARTITION_EOF:
                             left.discard(m.partition())
                             continue
-                        raise CheckpointError(f"reading {self.topic}: {err}", retry=err.retriable())
+                        # a failed read: retried while librdkafka calls the error retriable
+                        raise kafka_error(err, f"reading {self.topic}")
                     key = m.key()
                     out[m.partition()].append((key.decode() if key else "", m.value()))
         finally:

@@ -31,16 +31,24 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from confluent_kafka import OFFSET_STORED, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
 from detectors.service.checkpoint import (
     Checkpoint,
-    CheckpointError,
     KafkaCheckpoints,
     chunk_records,
     ensure_checkpoint_topic,
 )
 from detectors.service.contexts import ContextRegistry, ProfileCache
+from detectors.service.decisions import (
+    Every,
+    feedback_paused,
+    loop_stalled,
+    partition_lag,
+    predictions_caught_up,
+)
 from detectors.service.exporter import (
     DetectorsCollector,
     ExportSnapshot,
@@ -48,22 +56,23 @@ from detectors.service.exporter import (
     ModelExport,
     VersionExport,
 )
+from detectors.service.kafka_errors import (
+    AbortTransaction,
+    kafka_boundary,
+    reported_error,
+)
 from detectors.service.results import WindowResult, encode_result
 from detectors.service.settings import ServiceSettings
-from detectors.service.state import DeadLetter, Record, ShardState
-from driftwarden.errors import DriftwardenError, ServiceError
+from detectors.service.state import ConsumedRecord, DeadLetter, ShardState
+from driftwarden.errors import DriftwardenError, ExternalError, GiveUp, RetryLater, ServiceError
 from driftwarden.kafka import consumer_config, producer_config
 
 __all__ = ["DetectorService"]
 
 _log = logging.getLogger(__name__)
 
-_OFFSET_STORED = -1000  # confluent_kafka.OFFSET_STORED: the group's committed offset
 _CAUGHT_UP_CHECK_S = 0.1
-
-
-class _Abort(Exception):
-    """The open transaction must be aborted and the shards rewound to their checkpoints."""
+_LAG_INTERVAL_S = 1.0
 
 
 class DetectorService:
@@ -108,7 +117,8 @@ class DetectorService:
         self._consumer: Any = None
         self._producer: Any = None
         self._checkpoints: KafkaCheckpoints | None = None
-        self._fatal: str | None = None
+        # why the service stops (shown by /healthz); the loop raises it at the iteration's end
+        self._failure: GiveUp | None = None
         topics = settings.topics
         self._pred_topic = topics.predictions
         self._fb_topic = topics.feedback
@@ -154,11 +164,12 @@ class DetectorService:
             _log.info("detectors stopped")
 
     def _open_kafka(self, stop: threading.Event) -> None:
-        from confluent_kafka import KafkaException, Producer
-
         s = self.settings
         n_parts = self._partitions_of(self._pred_topic)
-        n_ckpt = ensure_checkpoint_topic(s.bootstrap, s.checkpoint_topic, max(1, n_parts))
+        try:
+            n_ckpt = ensure_checkpoint_topic(s.bootstrap, s.checkpoint_topic, max(1, n_parts))
+        except ExternalError as e:  # not retried here: the process exits and is restarted
+            raise ServiceError(str(e)) from e
         self._checkpoints = KafkaCheckpoints(
             s.bootstrap,
             s.checkpoint_topic,
@@ -181,21 +192,21 @@ class DetectorService:
         deadline = self.clock() + 120.0
         while True:
             try:
-                self._producer.init_transactions(30.0)
+                with kafka_boundary("init_transactions"):
+                    self._producer.init_transactions(30.0)
                 break
-            except KafkaException as e:
-                err = e.args[0]
-                if not err.retriable() or self.clock() > deadline or stop.is_set():
+            except RetryLater as e:
+                if self.clock() > deadline or stop.is_set():
                     raise ServiceError(
-                        f"Kafka transactions unavailable on {s.bootstrap}: {err}"
+                        f"Kafka transactions unavailable on {s.bootstrap}: {e}"
                     ) from e
-                _log.warning("init_transactions: %s; retrying", err)
+                _log.warning("%s; retrying", e)
+            except GiveUp as e:
+                raise ServiceError(f"Kafka transactions unavailable on {s.bootstrap}: {e}") from e
         self._producer.begin_transaction()
         self._subscribe()
 
     def _subscribe(self) -> None:
-        from confluent_kafka import Consumer
-
         s = self.settings
         self._consumer = Consumer(
             consumer_config(
@@ -240,8 +251,6 @@ class DetectorService:
         self._subscribe()
 
     def _partitions_of(self, topic: str) -> int:
-        from confluent_kafka.admin import AdminClient
-
         admin = AdminClient({"bootstrap.servers": self.settings.bootstrap})
         try:
             meta = admin.list_topics(topic, timeout=30).topics.get(topic)
@@ -271,7 +280,10 @@ class DetectorService:
 
     def _loop(self, stop: threading.Event) -> None:
         s = self.settings
-        last_commit = last_reload = last_lag = self.clock()
+        start = self.clock()
+        lag_due = Every(_LAG_INTERVAL_S, start)
+        commit_due = Every(s.checkpoint_interval_s, start)
+        reload_due = Every(s.spec_reload_s, start)
         while not stop.is_set():
             t0 = self.clock()
             msgs = self._consumer.consume(num_messages=s.max_batch, timeout=s.poll_timeout_s)
@@ -282,13 +294,11 @@ class DetectorService:
                 t2 = self.clock()
                 self._feedback_round()
                 t3 = self.clock()
-                if now - last_lag >= 1.0:
+                if lag_due.due(now):
                     self._update_lag()
-                    last_lag = now
                 rejoin = False
-                if now - last_commit >= s.checkpoint_interval_s:
+                if commit_due.due(now):
                     rejoin = not self._commit_or_recover()
-                    last_commit = now
                 t4 = self.clock()
             if rejoin:
                 self._rejoin()
@@ -303,30 +313,27 @@ class DetectorService:
                     t3 - t2,
                     t4 - t3,
                 )
-            if now - last_reload >= s.spec_reload_s:
+            if reload_due.due(now):
                 self._reload_specs()
-                last_reload = now
             self._heartbeat = now
-            if self._fatal is not None:
-                raise ServiceError(self._fatal)
+            if self._failure is not None:
+                raise ServiceError(str(self._failure)) from self._failure
 
     def _handle(self, msgs: list[Any]) -> None:
-        from confluent_kafka import KafkaError
-
-        by_tp: dict[tuple[str, int], list[Record]] = {}
+        by_tp: dict[tuple[str, int], list[ConsumedRecord]] = {}
         for m in msgs:
             err = m.error()
             if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    continue
-                if err.fatal():
-                    self._fatal = f"Kafka consumer: {err}"
+                failure = reported_error(err, "Kafka consumer")
+                if isinstance(failure, GiveUp):
+                    self._failure = failure
                     return
-                _log.warning("consumer: %s", err)
+                if failure is not None:
+                    _log.warning("%s", failure)
                 continue
             ts = m.timestamp()
             by_tp.setdefault((m.topic(), m.partition()), []).append(
-                Record(m.offset(), m.key(), m.value() or b"", ts[1] if ts[0] else 0)
+                ConsumedRecord(m.offset(), m.key(), m.value() or b"", ts[1] if ts[0] else 0)
             )
         for (topic, p), recs in by_tp.items():
             shard = self.shards.get(p)
@@ -342,18 +349,12 @@ class DetectorService:
                 if shard.pending_feedback:
                     floor = max(floor, shard.pending_feedback[-1].offset + 1)
                 shard.queue_feedback([r for r in recs if r.offset >= floor])
-                if (
-                    len(shard.pending_feedback) > self.settings.feedback_queue_max
-                    and p not in self._paused
-                ):
-                    self._set_paused(p, True)
+                self._pace_feedback(p, shard)
 
     def _feedback_round(self) -> None:
         """Process waiting feedback: first what the predictions frontier allows; for the
         rest, ask the broker (not the fetcher's cache, which can be stale) whether the
         predictions partition is caught up, at most every `_CAUGHT_UP_CHECK_S`."""
-        from confluent_kafka import TopicPartition
-
         now = self.clock()
         for p, shard in self.shards.items():
             if shard.pending_feedback:
@@ -375,18 +376,21 @@ class DetectorService:
                 if nxt is None:
                     pos = self._consumer.position([tp])[0].offset
                     nxt = pos if pos >= 0 else 0
-                if hi is not None and 0 <= hi <= nxt:
+                if predictions_caught_up(hi, nxt):
                     results, dead = shard.process_feedback(caught_up=True)
                     self._emit(results, dead)
-            if (
-                p in self._paused
-                and len(shard.pending_feedback) < self.settings.feedback_queue_max // 2
-            ):
-                self._set_paused(p, False)
+            self._pace_feedback(p, shard)
+
+    def _pace_feedback(self, p: int, shard: ShardState) -> None:
+        """Pause or resume the shard's feedback partition (`decisions.feedback_paused`)."""
+        paused = p in self._paused
+        pause = feedback_paused(
+            len(shard.pending_feedback), paused, self.settings.feedback_queue_max
+        )
+        if pause != paused:
+            self._set_paused(p, pause)
 
     def _set_paused(self, p: int, paused: bool) -> None:
-        from confluent_kafka import TopicPartition
-
         tp = [TopicPartition(self._fb_topic, p)]
         if paused:
             self._consumer.pause(tp)
@@ -431,7 +435,7 @@ class DetectorService:
         try:
             self._commit()
             return True
-        except _Abort as e:
+        except AbortTransaction as e:
             _log.warning("transaction aborted (%s); resuming from the last checkpoints", e)
             self._abort_and_drop()
             return False
@@ -439,9 +443,8 @@ class DetectorService:
     def _abort_and_drop(self) -> None:
         try:
             self._producer.abort_transaction(30.0)
-        except Exception as e:
-            self._fatal = f"cannot abort the Kafka transaction: {e}"
-            raise ServiceError(self._fatal) from e
+        except Exception as e:  # nothing is left to try: the producer is unusable
+            raise self._give_up(f"cannot abort the Kafka transaction: {e}", e) from e
         self._pending_results.clear()
         self._producer.begin_transaction()
         self.shards.clear()
@@ -452,9 +455,10 @@ class DetectorService:
             self._checkpoints.generations.clear()
 
     def _commit(self) -> None:
-        """Checkpoint changed shards and commit them with their offsets (one transaction)."""
-        from confluent_kafka import KafkaException, TopicPartition
+        """Checkpoint changed shards and commit them with their offsets (one transaction).
 
+        Raises `AbortTransaction` when the transaction must be aborted, and `ServiceError`
+        (after recording the `GiveUp`) when the producer cannot go on."""
         assert self._checkpoints is not None
         ckpt = self._checkpoints
         s = self.settings
@@ -489,12 +493,8 @@ class DetectorService:
                     ),
                 )
             self._retry("commit_transaction", lambda: self._producer.commit_transaction(30.0))
-        except KafkaException as e:
-            err = e.args[0]
-            if err.txn_requires_abort():
-                raise _Abort(str(err)) from e
-            self._fatal = f"Kafka transaction failed: {err}"
-            raise ServiceError(self._fatal) from e
+        except GiveUp as e:
+            raise self._give_up(f"Kafka transaction failed: {e}", e) from e
         for p, gen_chunks in written.items():
             ckpt.generations[p] = gen_chunks
             self.shards[p].dirty = False
@@ -507,20 +507,26 @@ class DetectorService:
 
     @staticmethod
     def _retry(what: str, call: Callable[[], Any], attempts: int = 10) -> None:
-        """Call a transactional API, again while it fails with a retriable error (a
-        timeout on a slow broker); other errors propagate."""
-        from confluent_kafka import KafkaException
-
+        """Call a transactional API, again while it fails with `RetryLater` (a timeout on a
+        slow broker): `GiveUp` after `attempts`. `AbortTransaction` and `GiveUp` propagate."""
         for attempt in range(attempts):
             try:
-                call()
+                with kafka_boundary(what):
+                    call()
                 return
-            except KafkaException as e:
-                err = e.args[0]
-                if err.retriable() and attempt < attempts - 1:
-                    _log.warning("%s: %s; retrying", what, err)
-                    continue
+            except AbortTransaction:
                 raise
+            except RetryLater as e:
+                if attempt == attempts - 1:
+                    raise GiveUp(f"{e} (after {attempts} attempts)") from e
+                _log.warning("%s; retrying", e)
+
+    def _give_up(self, message: str, cause: BaseException) -> ServiceError:
+        """Record why the service stops (/healthz shows it) and return the error to raise."""
+        failure = GiveUp(message)
+        failure.__cause__ = cause
+        self._failure = failure
+        return ServiceError(message)
 
     def _load_shards(self, partitions: list[int]) -> dict[int, ShardState]:
         """Shard states from their checkpoints (fresh ones where there is none)."""
@@ -532,8 +538,8 @@ class DetectorService:
             try:
                 found: dict[int, Checkpoint | None] = self._checkpoints.load_many(partitions)
                 break
-            except CheckpointError as e:
-                if not e.retry or self.clock() > deadline:
+            except RetryLater as e:
+                if self.clock() > deadline:
                     raise
                 _log.warning("loading checkpoints of partitions %s: %s; retrying", partitions, e)
         shards: dict[int, ShardState] = {}
@@ -564,11 +570,12 @@ class DetectorService:
                 for tp in partitions:
                     shard = self.shards[tp.partition]
                     off = shard.pred_offset if tp.topic == self._pred_topic else shard.fb_offset
-                    tp.offset = off if off is not None else _OFFSET_STORED
+                    # no checkpoint: start from the group's committed offset
+                    tp.offset = off if off is not None else OFFSET_STORED
                 consumer.assign(partitions)
                 _log.info("assigned partitions %s", wanted)
             except Exception as e:  # an exception in a librdkafka callback is lost otherwise
-                self._fatal = f"partition assignment failed: {e}"
+                self._give_up(f"partition assignment failed: {e}", e)
                 _log.exception("partition assignment failed")
                 consumer.assign([])
 
@@ -622,17 +629,12 @@ class DetectorService:
     # --- observability -------------------------------------------------------------------
 
     def _update_lag(self) -> None:
-        from confluent_kafka import TopicPartition
-
         for p in self.shards:
             for topic in (self._pred_topic, self._fb_topic):
                 lo, hi = self._consumer.get_watermark_offsets(TopicPartition(topic, p), cached=True)
-                if hi is None or hi < 0:
-                    continue
-                base = self.committed.get((topic, p))
-                if base is None:
-                    base = max(lo, 0) if lo is not None else 0
-                self.lag[(topic, p)] = max(0, hi - base)
+                lag = partition_lag(lo, hi, self.committed.get((topic, p)))
+                if lag is not None:
+                    self.lag[(topic, p)] = lag
 
     @property
     def windows_closed(self) -> int:
@@ -662,8 +664,10 @@ class DetectorService:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         age = self.clock() - self._heartbeat
-        stalled = self.started.is_set() and age > max(30.0, 10 * self.settings.poll_timeout_s)
-        ok = self._fatal is None and not stalled
+        failure = self._failure
+        ok = failure is None and not loop_stalled(
+            self.started.is_set(), age, self.settings.poll_timeout_s
+        )
         with self.lock:
             models = {}
             for shard in self.shards.values():
@@ -679,7 +683,7 @@ class DetectorService:
                 "status": "ok" if ok else "failing",
                 "started": self.started.is_set(),
                 "loop_age_s": round(age, 3),
-                "error": self._fatal,
+                "error": str(failure) if failure is not None else None,
                 "partitions": sorted(self.shards),
                 "models": models,
                 "specs": sorted(self.contexts.models),

@@ -29,11 +29,11 @@ from driftwarden.spec import ModelSpec
 
 __all__ = [
     "UNKNOWN_MODEL",
+    "ConsumedRecord",
     "Contexts",
     "DeadLetter",
     "ModelContext",
     "ModelState",
-    "Record",
     "ShardState",
 ]
 
@@ -43,8 +43,9 @@ _log = logging.getLogger(__name__)
 UNKNOWN_MODEL = "unknown"
 
 
-class Record(NamedTuple):
-    """One Kafka record as the shard sees it (a tuple: one is built per record)."""
+class ConsumedRecord(NamedTuple):
+    """One record consumed from the predictions or feedback topic, as the shard sees it
+    (a tuple: one is built per record; not the collector's record to produce)."""
 
     offset: int
     key: bytes | None
@@ -209,7 +210,7 @@ class ShardState:
         self.fb_offset: int | None = None
         self.frontier_ms = -1  # largest predictions record timestamp processed
         self.unknown_invalid: Counter[str] = Counter()  # invalid events of unknown models
-        self.pending_feedback: deque[Record] = deque()
+        self.pending_feedback: deque[ConsumedRecord] = deque()
         self.dirty = False
 
     # --- models ------------------------------------------------------------------------
@@ -241,7 +242,7 @@ class ShardState:
     # --- predictions -------------------------------------------------------------------
 
     def process_predictions(
-        self, records: Sequence[Record]
+        self, records: Sequence[ConsumedRecord]
     ) -> tuple[list[WindowResult], list[DeadLetter]]:
         """Process consecutive records of the predictions partition."""
         if not records:
@@ -341,7 +342,7 @@ class ShardState:
 
     def _route_unkeyed(
         self,
-        records: Sequence[Record],
+        records: Sequence[ConsumedRecord],
         pos: int,
         groups: dict[str, list[int]],
         dead: list[DeadLetter],
@@ -374,14 +375,14 @@ class ShardState:
 
     # --- feedback ----------------------------------------------------------------------
 
-    def queue_feedback(self, records: Sequence[Record]) -> None:
+    def queue_feedback(self, records: Sequence[ConsumedRecord]) -> None:
         self.pending_feedback.extend(records)
 
     def process_feedback(self, caught_up: bool) -> tuple[list[WindowResult], list[DeadLetter]]:
         """Process waiting feedback records whose predictions have been processed: those
         with a timestamp at or before the predictions frontier, or all when the predictions
         partition is caught up."""
-        ready: list[Record] = []
+        ready: list[ConsumedRecord] = []
         q = self.pending_feedback
         while q and (caught_up or q[0].timestamp_ms <= self.frontier_ms):
             ready.append(q.popleft())
@@ -389,7 +390,7 @@ class ShardState:
             return [], []
         results: list[WindowResult] = []
         dead: list[DeadLetter] = []
-        by_model: dict[str, list[tuple[Record, Any]]] = {}
+        by_model: dict[str, list[tuple[ConsumedRecord, Any]]] = {}
         for rec in ready:
             try:
                 ev = decode_feedback(rec.value)
@@ -428,7 +429,7 @@ class ShardState:
         return results, dead
 
     def _join(
-        self, state: ModelState, items: list[tuple[Record, Any]], dead: list[DeadLetter]
+        self, state: ModelState, items: list[tuple[ConsumedRecord, Any]], dead: list[DeadLetter]
     ) -> list[WindowResult]:
         join = state.join
         assert join is not None
@@ -487,12 +488,18 @@ class ShardState:
     # --- dead letters ------------------------------------------------------------------
 
     def _invalid(
-        self, dead: list[DeadLetter], state: ModelState, rec: Record, bad: Invalid
+        self, dead: list[DeadLetter], state: ModelState, rec: ConsumedRecord, bad: Invalid
     ) -> None:
         self._dead(dead, "predictions", rec, state.model, bad.reason, bad.detail)
 
     def _dead(
-        self, dead: list[DeadLetter], topic: str, rec: Record, model: str, reason: str, detail: str
+        self,
+        dead: list[DeadLetter],
+        topic: str,
+        rec: ConsumedRecord,
+        model: str,
+        reason: str,
+        detail: str,
     ) -> None:
         state = self.models.get(model)
         if state is not None:

@@ -63,6 +63,7 @@ lazy_command(
     "driftwarden.cli.trigger:app",
     "The retrain trigger: Alertmanager webhook to retraining Jobs, with lineage.",
 )
+lazy_command("dataset", "driftwarden.cli.dataset:app", "Training data: predictions joined to labels.")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -400,16 +400,35 @@ def prepare_cds(libs_dir: Path | str | None = None, log: Callable[[str], None] =
         return
     format_jsa.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
+    # The archives only speed start-up up: a training run that fails (seen once on a cold,
+    # loaded machine: the formatter's JVM exited 1 while dumping) is retried once, and if it
+    # fails again the brokers simply start without them.
+    attempts = 2
+    for attempt in range(1, attempts + 1):
+        try:
+            _train_cds(libs, format_jsa, broker_jsa)
+            break
+        except ServiceError as e:
+            if attempt == attempts:
+                log(f"kafka class-data-sharing archives: skipped ({e}); brokers start without")
+                return
+            log(f"kafka class-data-sharing archives: training run failed ({e}); retrying")
+    log(f"kafka class-data-sharing archives: created in {time.monotonic() - t0:.1f}s")
+
+
+def _train_cds(libs: Path, format_jsa: Path, broker_jsa: Path) -> None:
+    """One training run: a broker formatted and started with `-XX:ArchiveClassesAtExit`."""
     suffix = f".{os.getpid()}.tmp"
     format_tmp = format_jsa.with_name(format_jsa.name + suffix)
     broker_tmp = broker_jsa.with_name(broker_jsa.name + suffix)
+    quiet = "-Xlog:cds=error"  # CDS warnings would bury the real error in the log tail
     with tempfile.TemporaryDirectory(prefix="driftwarden-kafka-cds-") as tmp:
         broker = KafkaBroker(
             tmp,
             libs_dir=libs,
             class_data_sharing=False,
-            format_jvm_opts=(*FORMAT_JVM_OPTS, f"-XX:ArchiveClassesAtExit={format_tmp}"),
-            jvm_opts=(*DEFAULT_JVM_OPTS, f"-XX:ArchiveClassesAtExit={broker_tmp}"),
+            format_jvm_opts=(*FORMAT_JVM_OPTS, quiet, f"-XX:ArchiveClassesAtExit={format_tmp}"),
+            jvm_opts=(*DEFAULT_JVM_OPTS, quiet, f"-XX:ArchiveClassesAtExit={broker_tmp}"),
         )
         try:
             broker.start()
@@ -420,4 +439,3 @@ def prepare_cds(libs_dir: Path | str | None = None, log: Callable[[str], None] =
         if not tmp_path.exists():
             raise ServiceError(f"the JVM wrote no class-data-sharing archive {tmp_path}")
         os.replace(tmp_path, final)
-    log(f"kafka class-data-sharing archives: created in {time.monotonic() - t0:.1f}s")

@@ -512,6 +512,9 @@ class KubeControlPlane:
                 "ServiceAccount default/default created",
             )
             mark("kube-controller-manager")
+            for process in self.processes.values():  # the scheduler has no readiness probe
+                if not process.running():
+                    raise process.failure("exited during start-up")
         except BaseException:
             self.stop(timeout=5)
             raise

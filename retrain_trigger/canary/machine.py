@@ -148,6 +148,11 @@ class RolloutState:
     reason: str = ""  # why the last transition happened
     finished_at: float | None = None
     extra: dict[str, str] = field(default_factory=dict)  # router-specific facts
+    # The last transition's Event (reason, message, warning) and whether it has been
+    # announced (Event, lineage, metrics): a controller killed between writing a transition
+    # and announcing it announces it on its next pass.
+    note: tuple[str, str, bool] = ("", "", False)
+    announced: bool = True
 
     @property
     def canary_weight(self) -> int:
@@ -251,9 +256,7 @@ def _record(
         "checks": {r.check: r.verdict.value for r in results},
     }
     history = (*state.history, entry)[-MAX_HISTORY:]
-    return replace(
-        state, analyses=state.analyses + 1, checks=tuple(results), history=history
-    )
+    return replace(state, analyses=state.analyses + 1, checks=tuple(results), history=history)
 
 
 def on_analysis(
@@ -272,9 +275,7 @@ def on_analysis(
     where = f"step {state.step + 1}/{n} ({state.weight}%)"
     if verdict is Verdict.FAIL:
         failed = _names(results, Verdict.FAIL)
-        new = replace(
-            state, phase=Phase.ROLLING_BACK, reason=f"failed at {where}: {failed}"
-        )
+        new = replace(state, phase=Phase.ROLLING_BACK, reason=f"failed at {where}: {failed}")
         detail = "; ".join(r.reason for r in results if r.verdict is Verdict.FAIL and r.reason)
         return Transition(
             new,
@@ -401,6 +402,8 @@ def to_annotations(state: RolloutState) -> dict[str, str]:
         "reason": state.reason,
         "finished_at": None if state.finished_at is None else round(state.finished_at, 3),
         "extra": dict(state.extra),
+        "note": list(state.note),
+        "announced": state.announced,
     }
     return {
         ANN_PHASE: state.phase.value,
@@ -437,6 +440,15 @@ def from_annotations(annotations: Mapping[str, str] | None) -> RolloutState | No
             reason=str(s.get("reason", "")),
             finished_at=None if s.get("finished_at") is None else float(s["finished_at"]),
             extra={str(k): str(v) for k, v in (s.get("extra") or {}).items()},
+            note=_note(s.get("note")),
+            announced=bool(s.get("announced", True)),
         )
     except (ValueError, KeyError, TypeError) as e:
         raise StateError(f"{ANN_STATUS}: cannot read the stored rollout: {e}") from e
+
+
+def _note(value: Any) -> tuple[str, str, bool]:
+    if not value:
+        return ("", "", False)
+    reason, message, warning = value
+    return (str(reason), str(message), bool(warning))

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from driftwarden import metrics_catalogue as mc
 from retrain_trigger.canary.machine import CheckResult, Verdict
-from retrain_trigger.policy import CanaryThresholds
+from retrain_trigger.policy import CanaryPolicy, CanaryThresholds
 
 __all__ = [
     "CHECKS",
@@ -59,7 +59,7 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def selector(metric: str, **labels: str) -> str:
+def selector(metric_name: str, /, **labels: str) -> str:
     """`metric{a="x",b=~"y"}`; a value starting with `~` is a regex match."""
     parts = []
     for key, value in labels.items():
@@ -67,7 +67,7 @@ def selector(metric: str, **labels: str) -> str:
             parts.append(f'{key}=~"{_escape(value[1:])}"')
         else:
             parts.append(f'{key}="{_escape(value)}"')
-    return f"{metric}{{{','.join(parts)}}}"
+    return f"{metric_name}{{{','.join(parts)}}}"
 
 
 @dataclass(frozen=True)
@@ -82,12 +82,29 @@ class QueryContext:
     resolution: str  # subquery step for the stable's rate-based values, e.g. "15s"
 
     @classmethod
+    def for_policy(cls, model: str, canary: str, stable: str, policy: CanaryPolicy) -> QueryContext:
+        """The windows the controller analyses with: rates over one check interval; the
+        stable's last value looked for over a step's deadline plus one interval."""
+        return cls.of(
+            model,
+            canary,
+            stable,
+            window_s=policy.check_interval_s,
+            lookback_s=policy.step_deadline_s + policy.check_interval_s,
+        )
+
+    @classmethod
     def of(
         cls, model: str, canary: str, stable: str, *, window_s: int, lookback_s: int
     ) -> QueryContext:
         resolution_s = max(1, window_s // 4)
         return cls(
-            model, canary, stable, f"{window_s}s", f"{max(lookback_s, window_s)}s", f"{resolution_s}s"
+            model,
+            canary,
+            stable,
+            f"{window_s}s",
+            f"{max(lookback_s, window_s)}s",
+            f"{resolution_s}s",
         )
 
 
@@ -137,10 +154,7 @@ def _error_share(ctx: QueryContext, version: str) -> str:
     req = mc.COLLECTOR_REQUESTS_TOTAL.name
     errors = selector(req, model=ctx.model, version=version, code="~" + ERROR_CODES)
     total = selector(req, model=ctx.model, version=version)
-    return (
-        f"(sum(rate({errors}[{ctx.window}])) or vector(0))"
-        f" / sum(rate({total}[{ctx.window}]))"
-    )
+    return f"(sum(rate({errors}[{ctx.window}])) or vector(0)) / sum(rate({total}[{ctx.window}]))"
 
 
 def _p99(ctx: QueryContext, version: str) -> str:
@@ -161,8 +175,15 @@ def _rows(ctx: QueryContext, version: str, *, stable: bool) -> str:
     return f"max({sel})"
 
 
-def _gauge(metric: str, ctx: QueryContext, version: str, stable: bool, by: str = "", **labels: str) -> str:
-    sel = selector(metric, model=ctx.model, version=version, **labels)
+def _gauge(
+    name: str,
+    ctx: QueryContext,
+    version: str,
+    stable: bool,
+    by: str = "",
+    labels: Mapping[str, str] | None = None,
+) -> str:
+    sel = selector(name, model=ctx.model, version=version, **(labels or {}))
     inner = f"last_over_time({sel}[{ctx.lookback}])" if stable else sel
     return f"max{f' by ({by})' if by else ''}({inner})"
 
@@ -171,7 +192,10 @@ def build_queries(ctx: QueryContext, t: CanaryThresholds) -> dict[str, CheckQuer
     """The five checks' queries, keyed by check name (in `CHECKS` order)."""
     out: dict[str, CheckQueries] = {}
 
-    c_err, s_err = _error_share(ctx, ctx.canary), _stable(_error_share(ctx, ctx.stable), ctx, subquery=True)
+    c_err, s_err = (
+        _error_share(ctx, ctx.canary),
+        _stable(_error_share(ctx, ctx.stable), ctx, subquery=True),
+    )
     requests = Gate(_requests(ctx, ctx.canary), t.min_requests, "canary requests in the window")
     out["error_rate"] = CheckQueries(
         "error_rate",
@@ -185,13 +209,19 @@ def build_queries(ctx: QueryContext, t: CanaryThresholds) -> dict[str, CheckQuer
 
     c_p99, s_p99 = _p99(ctx, ctx.canary), _stable(_p99(ctx, ctx.stable), ctx, subquery=True)
     out["latency_p99"] = CheckQueries(
-        "latency_p99", f"({c_p99}) / ({s_p99})", t.max_p99_latency_ratio, c_p99, s_p99, (requests,), "ratio"
+        "latency_p99",
+        f"({c_p99}) / ({s_p99})",
+        t.max_p99_latency_ratio,
+        c_p99,
+        s_p99,
+        (requests,),
+        "ratio",
     )
 
     metric = t.performance_metric
     perf = mc.MODEL_PERFORMANCE.name
-    c_perf = _gauge(perf, ctx, ctx.canary, False, metric=metric)
-    s_perf = _gauge(perf, ctx, ctx.stable, True, metric=metric)
+    c_perf = _gauge(perf, ctx, ctx.canary, False, labels={"metric": metric})
+    s_perf = _gauge(perf, ctx, ctx.stable, True, labels={"metric": metric})
     judged = f"({c_perf}) - ({s_perf})" if metric in LOWER_IS_BETTER else f"({s_perf}) - ({c_perf})"
     out["performance"] = CheckQueries(
         "performance",
@@ -208,8 +238,8 @@ def build_queries(ctx: QueryContext, t: CanaryThresholds) -> dict[str, CheckQuer
 
     tests = "~" + "|".join(DISTANCE_TESTS)
     pred = mc.PREDICTION_DRIFT_SCORE.name
-    c_pred = _gauge(pred, ctx, ctx.canary, False, test=tests)
-    s_pred = _gauge(pred, ctx, ctx.stable, True, test=tests)
+    c_pred = _gauge(pred, ctx, ctx.canary, False, labels={"test": tests})
+    s_pred = _gauge(pred, ctx, ctx.stable, True, labels={"test": tests})
     out["prediction"] = CheckQueries(
         "prediction",
         f"({c_pred}) - ({s_pred})",

@@ -1,11 +1,21 @@
 """Fuzzed bodies and headers through the proxy, with capture and Kafka delivery on: the
 proxy never answers 5xx itself, answers exactly what the model answers whenever the
-request is valid HTTP, and the collector keeps working afterwards."""
+request is valid HTTP, and the collector keeps working afterwards. Then random model
+behaviours (slow, hanging, cut off, 500, bytes after the answer, Upgrade headers on a 200)
+meet random clients (reading, walking away) and random byte streams, and the invariants
+hold: each response reaches only the client that asked, the proxy keeps serving, every
+captured request ends as one event or one counted rejection, and nothing grows unbounded."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import re
 import socket
+import struct
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 
@@ -14,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector.settings import CollectorSettings, parse_config
-from tests.kits.collector import CollectorThread, ModelServer
 from driftwarden.services import KafkaBroker
+from tests.kits.collector import CollectorThread, LoopThread, ModelServer
 
 pytestmark = pytest.mark.integration
 
@@ -169,3 +179,196 @@ def test_collector_still_healthy_after_fuzzing(stack) -> None:
     assert collector.service.delivery.wait_idle(30)
     assert collector.service.stats.requests.get(502, 0) == 0
     assert not any(reason == "internal_error" for _, reason in collector.service.stats.dropped())
+
+
+# --- random model behaviours and client behaviours (issue 18) -----------------------------
+
+BEHAVIOURS = ("ok", "slow", "chunked", "status500", "close_mid", "hang", "extra", "upgrade200")
+
+
+async def _misbehaving_model(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Reads requests on `/v1/models/fuzz:predict?b=<behaviour>&id=<id>` and answers as told;
+    every byte of an answer that carries a body names the id it answers."""
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            target = head.split(b" ")[1]
+            query = dict(
+                part.split(b"=", 1)
+                for part in target.partition(b"?")[2].split(b"&")
+                if b"=" in part
+            )
+            b, rid = query.get(b"b", b"ok"), query.get(b"id", b"-")
+            body = b'{"predictions": [0.5], "id": "%b"}' % rid
+            ok = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(body), body)
+            if b == b"slow":
+                await asyncio.sleep(0.1)
+            elif b == b"hang":
+                await asyncio.sleep(60)
+            elif b == b"status500":
+                ok = b"HTTP/1.1 500 X\r\ncontent-length: %d\r\n\r\n%b" % (len(body), body)
+            elif b == b"close_mid":
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 500\r\n\r\n" + body[:40])
+                await writer.drain()
+                return
+            elif b == b"chunked":
+                writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                for part in (body[:10], body[10:]):
+                    writer.write(b"%x\r\n%b\r\n" % (len(part), part))
+                    await writer.drain()
+                ok = b"0\r\n\r\n"
+            elif b == b"extra":
+                ok += b"HTTP/1.1 200 OK\r\ncontent-length: 90\r\n\r\nleftover"
+            elif b == b"upgrade200":
+                ok = ok.replace(b"200 OK\r\n", b"200 OK\r\nconnection: upgrade\r\nupgrade: x\r\n")
+            writer.write(ok)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+@pytest.fixture(scope="module")
+def misbehaving(
+    kafka: KafkaBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CollectorThread]:
+    lt = LoopThread()
+    server = lt.run(asyncio.start_server(_misbehaving_model, "127.0.0.1", 0))
+
+    async def stop() -> None:
+        server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        s = CollectorSettings(
+            model="fuzz",
+            model_port=server.sockets[0].getsockname()[1],
+            port=0,
+            admin_port=0,
+            host="127.0.0.1",
+            bootstrap=kafka.bootstrap,
+            spool_dir=tmp_path_factory.mktemp("spool-mis"),
+            config=parse_config(
+                {
+                    "topic_prefix": f"fm{uuid.uuid4().hex[:8]}",
+                    "proxy": {"upstream_timeout_s": 0.5, "header_timeout_s": 2.0},
+                }
+            ),
+        )
+        with CollectorThread(s) as collector:
+            yield collector
+    finally:
+        lt.run(stop())
+        lt.close()
+
+
+def _read_all(s: socket.socket, timeout: float = 5.0) -> bytes:
+    s.settimeout(timeout)
+    buf = b""
+    with contextlib.suppress(OSError):
+        while chunk := s.recv(65536):
+            buf += chunk
+    return buf
+
+
+_ID = re.compile(rb"c\d+-\d+")
+_COUNTED = (200, 500, 502, 504, 499, "aborted")
+_rss_first: list[int] = []
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    clients=st.lists(
+        st.tuples(st.sampled_from(BEHAVIOURS), st.sampled_from(["read", "read", "abandon"])),
+        min_size=1,
+        max_size=6,
+    ),
+    garbage=st.lists(st.binary(min_size=1, max_size=200), max_size=2),
+)
+def test_random_model_and_client_behaviours_keep_the_invariants(
+    misbehaving: CollectorThread, clients: list[tuple[str, str]], garbage: list[bytes]
+) -> None:
+    c = misbehaving
+    stats = c.service.stats
+    if not _rss_first:
+        _rss_first.append(_rss())
+    n = len(_rss_first)
+    _rss_first.append(0)
+    before_requests = {k: stats.requests.get(k, 0) for k in _COUNTED}
+    before_sent = stats.sent().get("fuzz", 0)
+    before_upstream = stats.dropped().get(("fuzz", "upstream_status"), 0)
+    socks = []
+    for i, (behaviour, _) in enumerate(clients):
+        rid = f"c{n}-{i}"
+        body = b'{"instances": [{"a": %d}]}' % i
+        s = socket.create_connection(("127.0.0.1", c.port), timeout=10)
+        s.sendall(
+            b"POST /v1/models/fuzz:predict?b=%b&id=%b HTTP/1.1\r\nHost: f\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%b"
+            % (behaviour.encode(), rid.encode(), len(body), body)
+        )
+        socks.append(s)
+    for junk in garbage:
+        with socket.create_connection(("127.0.0.1", c.port), timeout=10) as g:
+            g.sendall(junk)
+            g.shutdown(socket.SHUT_WR)
+            _read_all(g)
+    time.sleep(0.05)
+    for i, ((_, mode), s) in enumerate(zip(clients, socks, strict=True)):
+        if mode == "abandon":
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+            continue
+        got = _read_all(s)
+        s.close()
+        # every response reaches the client that asked for it, and no other
+        assert set(_ID.findall(got)) <= {f"c{n}-{i}".encode()}, got
+        assert got.startswith(b"HTTP/1.1 "), got
+    # the proxy keeps serving
+    with socket.create_connection(("127.0.0.1", c.port), timeout=10) as s:
+        s.sendall(
+            b"POST /v1/models/fuzz:predict?b=ok&id=c%d-h HTTP/1.1\r\nHost: f\r\n"
+            b"Content-Length: 2\r\nConnection: close\r\n\r\n{}" % n
+        )
+        assert _read_all(s).endswith(b'"id": "c%d-h"}' % n)
+    # every captured request yields exactly one event or one counted rejection
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and stats.connections:
+        time.sleep(0.01)
+    assert c.service.delivery.wait_idle(30)
+    captured = sum(stats.requests.get(k, 0) - before_requests[k] for k in _COUNTED)
+    events = stats.sent().get("fuzz", 0) - before_sent
+    upstream = stats.dropped().get(("fuzz", "upstream_status"), 0) - before_upstream
+    assert captured == events + upstream
+    # nothing grows without bound: connections, idle set, pool, series
+    assert stats.connections == 0 and not c.service.proxy._idle
+    assert len(c.service.proxy._pool) <= 256
+    assert len(stats.dropped()) <= 8 and set(stats.sent()) == {"fuzz"}
+    assert _rss() - _rss_first[0] < 200 * 1024 * 1024
+
+
+def test_after_the_random_behaviours_the_collector_is_healthy(misbehaving: CollectorThread) -> None:
+    c = misbehaving
+    assert c.service.delivery.alive and c.service.delivery.healthy
+    assert c.service.stats.restarts == 0
+    assert not any(reason == "internal_error" for _, reason in c.service.stats.dropped())
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{c.admin_port}/metrics", timeout=10).read()
+    assert len(metrics) < 64 * 1024  # a bounded number of series

@@ -23,10 +23,10 @@ from collector.delivery import Delivery
 from collector.events import Record
 from collector.sdk import CollectorClient
 from collector.settings import CollectorSettings, parse_config
-from tests.kits.collector import CollectorThread, ModelServer, read_topic
 from driftwarden.schema import decode_feedback, decode_prediction
 from driftwarden.services import KafkaBroker
 from driftwarden.spec import parse_spec
+from tests.kits.collector import CollectorThread, ModelServer, read_topic
 
 pytestmark = pytest.mark.integration
 

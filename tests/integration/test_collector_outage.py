@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from collector.settings import CollectorSettings, parse_config
-from tests.kits.collector import CollectorThread, ModelServer, read_topic
 from driftwarden.schema import decode_prediction
 from driftwarden.services import KafkaBroker
 from driftwarden.services.ports import free_port
+from tests.kits.collector import CollectorThread, ModelServer, read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -260,12 +260,12 @@ def test_cli_process_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None
                 assert time.monotonic() < deadline, "injector did not listen within 30 s"
                 time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
-        logs = [
-            json.loads(line) for line in (proc.stdout.read() if proc.stdout else b"").splitlines()
-        ]
+        out, _ = proc.communicate(timeout=15)
+        assert proc.returncode == 0, out
+        logs = [json.loads(line) for line in out.splitlines()]
         assert any("listening" in entry["msg"] for entry in logs)
+        assert logs[-1]["msg"] == "stopping"
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+        proc.communicate()

@@ -20,6 +20,7 @@ from tests.kits.kubernetes import AdmissionWebhook, KubeCluster, annotate, recor
 
 pytestmark = pytest.mark.integration
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
 IMAGE = "registry.invalid/never-pulled:1"  # kwok runs no containers; nothing is pulled
 
 
@@ -248,9 +249,8 @@ def _status(call: Callable[[], Any]) -> int:
     return 200
 
 
-def test_rbac_denies_what_the_role_does_not_grant(k8s: KubeCluster) -> None:
-    ns = k8s.namespace("rbac")
-    other = k8s.namespace("rbac-other")
+def _grant_pod_reading(k8s: KubeCluster, ns: str, subject: dict[str, str]) -> None:
+    """A Role allowing get/list on pods in `ns`, bound to `subject`."""
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
@@ -262,46 +262,52 @@ def test_rbac_denies_what_the_role_does_not_grant(k8s: KubeCluster) -> None:
         "kind": "RoleBinding",
         "metadata": {"name": "pod-reader"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
-        "subjects": [
-            {"kind": "ServiceAccount", "name": "reader", "namespace": ns},
-            {"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"},
-        ],
+        "subjects": [subject],
     }
     with k8s.api_client() as api:
         rbac = client.RbacAuthorizationV1Api(api)
         rbac.create_namespaced_role(ns, role)
         rbac.create_namespaced_role_binding(ns, binding)
 
-    tokens = {
-        "serviceaccount reader": k8s.service_account_token(ns, "reader"),
-        "user alice": k8s.token_for("alice"),
-    }
-    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
-    for who, token in tokens.items():
-        with k8s.api_client_for_token(token) as api:
-            core = client.CoreV1Api(api)
-            # Granted (RBAC's cache may take a moment to see the new binding).
-            k8s.wait(
-                lambda core=core: _status(lambda: core.list_namespaced_pod(ns)) == 200,
-                timeout=30,
-                what=f"{who} may list pods in {ns}",
-            )
-            assert _status(lambda core=core: core.list_namespaced_pod(ns)) == 200
-            # Not granted: another verb, another resource, another namespace, cluster scope.
-            assert _status(lambda core=core: core.create_namespaced_pod(ns, _pod("p"))) == 403
-            assert _status(lambda core=core: core.delete_namespaced_pod("any", ns)) == 403
-            assert _status(lambda core=core: core.list_namespaced_secret(ns)) == 403
-            assert (
-                _status(lambda core=core: core.create_namespaced_config_map(ns, configmap)) == 403
-            )
-            assert _status(lambda core=core: core.list_namespaced_pod(other)) == 403
-            assert _status(lambda core=core: core.list_node()) == 403
 
-    # A user with no binding at all is denied even what alice may do; a bad token is 401.
-    with k8s.api_client_for_token(k8s.token_for("bob")) as api:
+def _assert_may_only_read_pods(k8s: KubeCluster, token: str, ns: str, who: str) -> None:
+    other = k8s.namespace("rbac-other")
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
+    with k8s.api_client_for_token(token) as api:
+        core = client.CoreV1Api(api)
+        # Granted (RBAC's cache may take a moment to see the new binding).
+        k8s.wait(
+            lambda: _status(lambda: core.list_namespaced_pod(ns)) == 200,
+            timeout=30,
+            what=f"{who} may list pods in {ns}",
+        )
+        # Not granted: another verb, another resource, another namespace, cluster scope.
+        assert _status(lambda: core.create_namespaced_pod(ns, _pod("p"))) == 403
+        assert _status(lambda: core.delete_namespaced_pod("any", ns)) == 403
+        assert _status(lambda: core.list_namespaced_secret(ns)) == 403
+        assert _status(lambda: core.create_namespaced_config_map(ns, configmap)) == 403
+        assert _status(lambda: core.list_namespaced_pod(other)) == 403
+        assert _status(lambda: core.list_node()) == 403
+
+
+def test_rbac_denies_a_service_account_what_its_role_does_not_grant(k8s: KubeCluster) -> None:
+    ns = k8s.namespace("rbac-sa")
+    _grant_pod_reading(k8s, ns, {"kind": "ServiceAccount", "name": "reader", "namespace": ns})
+    token = k8s.service_account_token(ns, "reader")
+    _assert_may_only_read_pods(k8s, token, ns, "serviceaccount reader")
+    # A ServiceAccount with no binding gets nothing; a made-up token is not authenticated.
+    with k8s.api_client_for_token(k8s.service_account_token(ns, "nobody")) as api:
         assert _status(lambda: client.CoreV1Api(api).list_namespaced_pod(ns)) == 403
     with k8s.api_client_for_token("not-a-token") as api:
         assert _status(lambda: client.CoreV1Api(api).list_namespaced_pod(ns)) == 401
+
+
+def test_rbac_denies_a_test_user_what_its_role_does_not_grant(k8s: KubeCluster) -> None:
+    ns = k8s.namespace("rbac-user")
+    _grant_pod_reading(k8s, ns, {"kind": "User", "name": "alice", "apiGroup": RBAC_GROUP})
+    _assert_may_only_read_pods(k8s, k8s.token_for("alice"), ns, "user alice")
+    with k8s.api_client_for_token(k8s.token_for("bob")) as api:  # bob: no binding
+        assert _status(lambda: client.CoreV1Api(api).list_namespaced_pod(ns)) == 403
 
 
 def test_token_for_names_the_problem_for_unknown_users(k8s: KubeCluster) -> None:

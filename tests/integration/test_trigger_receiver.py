@@ -149,7 +149,10 @@ def test_ten_identical_alerts_at_once_create_exactly_one_job(
         t.join(60)
     assert [r.status_code for r in results] == [200] * 10
     decisions = sorted(r.json()["decisions"][0]["decision"] for r in results)
-    assert decisions == ["in_flight"] * 9 + ["launched"]
+    assert decisions.count("launched") == 1, decisions
+    # The fake node completes a Job in ~1 s, so on a loaded machine a late duplicate can see
+    # the finished Job (cooldown) rather than the running one (in_flight): neither launches.
+    assert set(decisions) - {"launched"} <= {"in_flight", "cooldown"}, decisions
     jobs = env.jobs()
     assert len(jobs) == 1
     assert {r.json()["decisions"][0]["job"] for r in results} == {jobs[0].metadata.name}

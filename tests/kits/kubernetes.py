@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -29,12 +30,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 import yaml
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
 
 from driftwarden.errors import ServiceError
 from driftwarden.services.kubernetes import (
@@ -45,6 +44,12 @@ from driftwarden.services.kubernetes import (
 )
 from driftwarden.services.ports import LOOPBACK
 
+if TYPE_CHECKING:
+    from kubernetes import client as k8s_client
+
+# `kubernetes` is imported inside the functions that use it: the package takes seconds to
+# import and this plugin is loaded by every pytest run, unit tests included.
+
 T = TypeVar("T")
 EXTERNAL_KUBECONFIG_ENV = "DRIFTWARDEN_TEST_KUBECONFIG"
 
@@ -52,14 +57,19 @@ EXTERNAL_KUBECONFIG_ENV = "DRIFTWARDEN_TEST_KUBECONFIG"
 _FIGURES: dict[str, Any] = {}
 
 
-class ClosingApiClient(k8s_client.ApiClient):
+@functools.cache
+def closing_api_client_class() -> type[k8s_client.ApiClient]:
     """`kubernetes.client.ApiClient` whose `close()` (and `with` exit) also closes its
     pooled HTTPS connections; the stock one leaves them to the garbage collector, which
     pytest (warnings as errors) reports as an unclosed-socket ResourceWarning."""
+    from kubernetes import client as k8s_client
 
-    def close(self) -> None:
-        super().close()
-        self.rest_client.pool_manager.clear()
+    class ClosingApiClient(k8s_client.ApiClient):
+        def close(self) -> None:
+            super().close()
+            self.rest_client.pool_manager.clear()
+
+    return ClosingApiClient
 
 
 class KubeCluster:
@@ -133,21 +143,26 @@ class KubeCluster:
 
     def api_client(self) -> k8s_client.ApiClient:
         """A fresh admin client (from the admin kubeconfig)."""
+        from kubernetes import client as k8s_client
+        from kubernetes import config as k8s_config
+
         configuration = k8s_client.Configuration()
         k8s_config.load_kube_config(
             config_file=str(self.kubeconfig), client_configuration=configuration
         )
-        return ClosingApiClient(configuration)
+        return closing_api_client_class()(configuration)
 
     def api_client_for_token(self, token: str) -> k8s_client.ApiClient:
         """A fresh client that authenticates with a bearer token (a test user's or a
         ServiceAccount's) and verifies the server against the cluster CA."""
+        from kubernetes import client as k8s_client
+
         configuration = k8s_client.Configuration()
         configuration.host = self.server
         configuration.ssl_ca_cert = str(self.ca_file)
         configuration.api_key = {"authorization": token}
         configuration.api_key_prefix = {"authorization": "Bearer"}
-        return ClosingApiClient(configuration)
+        return closing_api_client_class()(configuration)
 
     def token_for(self, user: str, groups: Sequence[str] = ()) -> str:
         """The static bearer token of a test user prepared at start ("alice", "bob",
@@ -173,6 +188,8 @@ class KubeCluster:
     ) -> str:
         """A token for ServiceAccount `namespace/name` from the TokenRequest API; the
         ServiceAccount is created when it does not exist."""
+        from kubernetes import client as k8s_client
+
         with self.api_client() as api:
             core = k8s_client.CoreV1Api(api)
             try:
@@ -195,6 +212,8 @@ class KubeCluster:
     def namespace(self, name_prefix: str = "test", labels: Mapping[str, str] | None = None) -> str:
         """Create a namespace with a unique name (`<prefix>-<6 hex>`) and wait until its
         default ServiceAccount exists (pods are refused before that). Returns the name."""
+        from kubernetes import client as k8s_client
+
         name = f"{name_prefix}-{secrets.token_hex(3)}"
         with self.api_client() as api:
             core = k8s_client.CoreV1Api(api)
@@ -239,6 +258,8 @@ class KubeCluster:
 
 
 def _exists(read: Callable[[], Any]) -> bool:
+    from kubernetes import client as k8s_client
+
     try:
         read()
     except k8s_client.ApiException as e:
@@ -253,6 +274,8 @@ def k8s(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
     """One Kubernetes control plane for the whole session (see the module docstring)."""
     external = os.environ.get(EXTERNAL_KUBECONFIG_ENV)
     if external:
+        from kubernetes import client as k8s_client
+
         cluster = KubeCluster.from_kubeconfig(Path(external), tmp_path_factory.mktemp("k8s"))
         try:
             yield cluster

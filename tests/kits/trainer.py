@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -69,16 +71,31 @@ def write_spec(path: Path) -> Path:
     return path
 
 
-def train_artifact(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run the trainer CLI with `args`; returns the completed process (output captured)."""
-    return subprocess.run(
-        [sys.executable, "-m", "retrain_trigger.train", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+def train_artifact(
+    *args: str | Path, in_process: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run the trainer's command line with `args`: in this process by default (torch is
+    imported once per test session, not once per run), or as `python -m
+    retrain_trigger.train` in a subprocess. Returns the exit status and captured output."""
+    argv = [str(a) for a in args]
+    if not in_process:
+        return subprocess.run(
+            [sys.executable, "-m", "retrain_trigger.train", *argv],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    from retrain_trigger.train.__main__ import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as e:  # argparse's flag errors
+            code = int(e.code or 0)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 class ServerProcess:

@@ -154,6 +154,19 @@ class TriggerEnv:
             )
 
 
+def _advertise_gpus(core: k8s_client.CoreV1Api, count: str = "8") -> None:
+    """Give the fake node `nvidia.com/gpu` capacity (what the NVIDIA device plugin does on a
+    real GPU node), so a Job asking for GPUs is scheduled and kwok runs it to completion."""
+    for node in core.list_node().items:
+        if (node.status.allocatable or {}).get("nvidia.com/gpu") == count:
+            continue
+        capacity = {**(node.status.capacity or {}), "nvidia.com/gpu": count}
+        allocatable = {**(node.status.allocatable or {}), "nvidia.com/gpu": count}
+        core.patch_node_status(
+            node.metadata.name, {"status": {"capacity": capacity, "allocatable": allocatable}}
+        )
+
+
 def trigger_env(
     cluster: Any, tmp_path: Path, bootstrap: str | None, models: tuple[str, ...] = ("fraud",)
 ) -> TriggerEnv:
@@ -179,6 +192,7 @@ def trigger_env(
                 ],
             },
         )
+        _advertise_gpus(k8s_client.CoreV1Api(api))
         apps = k8s_client.AppsV1Api(api)
         for model in models:
             apps.create_namespaced_deployment(

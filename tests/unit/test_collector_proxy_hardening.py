@@ -28,6 +28,7 @@ def model() -> Iterator[ModelServer]:
 @contextmanager
 def stand_in(handler: Handler) -> Iterator[int]:
     """A model stand-in on 127.0.0.1 (its own loop); yields its port."""
+
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await handler(reader, writer)

@@ -11,7 +11,7 @@ import pytest
 
 from detectors.service.contexts import ContextRegistry
 from detectors.service.results import WindowResult
-from detectors.service.state import Record, ShardState
+from detectors.service.state import ConsumedRecord, ShardState
 from driftwarden.cli import main
 from tests.kits.detectors import SyntheticModel
 
@@ -56,7 +56,7 @@ def test_cli_and_service_agree_per_feature(
     registry = ContextRegistry(tmp_path)
     registry.load()
     shard = ShardState(0, registry)
-    records = [Record(i, k, v, 1000 + i) for i, (k, v) in enumerate(stream.records())]
+    records = [ConsumedRecord(i, k, v, 1000 + i) for i, (k, v) in enumerate(stream.records())]
     results, dead = shard.process_predictions(records)
     assert dead == []
     windows = [r for r in results if isinstance(r, WindowResult) and r.kind == "drift"]

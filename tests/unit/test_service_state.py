@@ -14,7 +14,7 @@ import pytest
 
 from detectors.service.contexts import ContextRegistry
 from detectors.service.results import WindowResult
-from detectors.service.state import Record, ShardState
+from detectors.service.state import ConsumedRecord, ShardState
 from tests.kits.detectors import SyntheticModel
 
 WINDOW = 400
@@ -34,7 +34,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> ContextRegistry:
     return reg
 
 
-def _input() -> tuple[list[Record], list[Record]]:
+def _input() -> tuple[list[ConsumedRecord], list[ConsumedRecord]]:
     """Interleaved predictions of two models (m1 in two versions), drift in m1 from the
     middle, a few invalid records; feedback for m1 afterwards."""
     m1 = SyntheticModel("m1", n_numerical=3, n_categorical=2, seed=1)
@@ -56,7 +56,7 @@ def _input() -> tuple[list[Record], list[Record]]:
     values.insert(300, (None, values[5][1]))  # no key: routed by the event's model
     values.insert(400, (b"zzz", values[6][1].replace(b'"m1"', b'"zzz"').replace(b'"m2"', b'"zzz"')))
     values.insert(500, (b"m2", values[7][1].replace(b'"model":"m2"', b'"model":"m1"')))
-    preds = [Record(i, k, v, 1000 + i) for i, (k, v) in enumerate(values)]
+    preds = [ConsumedRecord(i, k, v, 1000 + i) for i, (k, v) in enumerate(values)]
     fb = a.feedback_records(fraction=0.9, seed=1) + b.feedback_records(fraction=0.5, seed=2)
     fb.insert(
         10,
@@ -65,14 +65,14 @@ def _input() -> tuple[list[Record], list[Record]]:
             b'{"schema": "driftwarden.feedback/v1", "id": "none", "model": "m1", "ts": 1, "label": 0}',
         ),
     )
-    feedback = [Record(i, k, v, 10**9 + i) for i, (k, v) in enumerate(fb)]
+    feedback = [ConsumedRecord(i, k, v, 10**9 + i) for i, (k, v) in enumerate(fb)]
     return preds, feedback
 
 
 def _run(
     registry: ContextRegistry,
-    preds: list[Record],
-    feedback: list[Record],
+    preds: list[ConsumedRecord],
+    feedback: list[ConsumedRecord],
     *,
     cuts: list[int],
     snapshot_at: set[int],
@@ -165,10 +165,12 @@ def test_feedback_waits_for_its_predictions(registry: ContextRegistry) -> None:
     m1 = SyntheticModel("m1", n_numerical=3, n_categorical=2, seed=1)
     s = m1.stream(10, seed=9)
     shard = ShardState(0, registry)
-    fb = [Record(i, k, v, 2000 + i) for i, (k, v) in enumerate(s.feedback_records())]
+    fb = [ConsumedRecord(i, k, v, 2000 + i) for i, (k, v) in enumerate(s.feedback_records())]
     shard.queue_feedback(fb)
     assert shard.process_feedback(caught_up=False) == ([], [])  # predictions not processed yet
-    shard.process_predictions([Record(i, k, v, 1000 + i) for i, (k, v) in enumerate(s.records())])
+    shard.process_predictions(
+        [ConsumedRecord(i, k, v, 1000 + i) for i, (k, v) in enumerate(s.records())]
+    )
     assert shard.frontier_ms == 1009
     assert shard.process_feedback(caught_up=False) == ([], [])  # labels are newer than 1009
     _, dead = shard.process_feedback(caught_up=True)
@@ -184,9 +186,9 @@ def test_label_after_ttl_is_dead_lettered(tmp_path: Path) -> None:
     reg.load()
     s = SyntheticModel("m", n_numerical=1, n_categorical=0).stream(4, seed=1)
     shard = ShardState(0, reg)
-    shard.process_predictions([Record(i, k, v, i) for i, (k, v) in enumerate(s.records())])
+    shard.process_predictions([ConsumedRecord(i, k, v, i) for i, (k, v) in enumerate(s.records())])
     late = s.feedback_records(delay_s=31.0)[:1] + s.feedback_records(delay_s=29.0)[1:]
-    shard.queue_feedback([Record(i, k, v, 100 + i) for i, (k, v) in enumerate(late)])
+    shard.queue_feedback([ConsumedRecord(i, k, v, 100 + i) for i, (k, v) in enumerate(late)])
     _, dead = shard.process_feedback(caught_up=True)
     assert [d.reason for d in dead] == ["label_expired"]
     assert shard.models["m"].labels_joined == 3
@@ -200,7 +202,7 @@ def test_spec_change_keeps_numbering_and_drops_open_windows(tmp_path: Path) -> N
     shard = ShardState(0, reg)
     s = model.stream(25, seed=1)
     results, _ = shard.process_predictions(
-        [Record(i, k, v, i) for i, (k, v) in enumerate(s.records())]
+        [ConsumedRecord(i, k, v, i) for i, (k, v) in enumerate(s.records())]
     )
     assert [r.seq for r in results] == [1, 2]
     # a new window size: the open window (5 rows) is dropped, numbering continues
@@ -210,7 +212,7 @@ def test_spec_change_keeps_numbering_and_drops_open_windows(tmp_path: Path) -> N
     shard.refresh("m")
     more = model.stream(8, seed=2, id_prefix="x")
     results, _ = shard.process_predictions(
-        [Record(100 + i, k, v, i) for i, (k, v) in enumerate(more.records())]
+        [ConsumedRecord(100 + i, k, v, i) for i, (k, v) in enumerate(more.records())]
     )
     assert [(r.seq, r.rows) for r in results] == [(3, 4), (4, 4)]
 
@@ -248,7 +250,7 @@ def test_multivariate_drift_when_enabled(tmp_path: Path) -> None:
     s = model.stream(600, drift_from=300, drifted={"num_0", "num_1", "num_2"}, shift=1.0, seed=6)
     shard = ShardState(0, reg)
     results, _ = shard.process_predictions(
-        [Record(i, k, v, i) for i, (k, v) in enumerate(s.records())]
+        [ConsumedRecord(i, k, v, i) for i, (k, v) in enumerate(s.records())]
     )
     pvalues = [r.multivariate_pvalue for r in sorted(results, key=lambda r: r.seq)]
     assert pvalues[0] is not None and pvalues[0] > 0.05

@@ -32,7 +32,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     credit_frame(3_000, seed=12, drifted=True).to_csv(paths["drifted"], index=False)
     run = train_artifact(
         "--data", paths["ref"], "--spec", paths["spec"], "--out", paths["v1"],
-        "--model-version", "v1", *FAST,
+        "--model-version", "v1", *FAST, in_process=False,  # the real `python -m` once
     )
     assert run.returncode == 0, run.stderr
     paths["v1_stdout"] = Path(d / "v1.stdout")
@@ -86,8 +86,9 @@ def test_gate_failure_exits_non_zero_with_one_line_and_no_model(
     work: dict[str, Path], tmp_path: Path
 ) -> None:
     out = tmp_path / "bad"
+    # v1's own population, one epoch at a negligible learning rate: an untrained model
     run = train_artifact(
-        "--data", work["drifted"], "--spec", work["spec"], "--out", out,
+        "--data", work["ref"], "--spec", work["spec"], "--out", out,
         "--current-artifact", work["v1"], "--epochs", "1", "--lr", "1e-7",
         "--gate-tolerance", "0",
     )
