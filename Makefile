@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= dev,torch
 PYTEST_ARGS ?=
 
-.PHONY: install services-install services-up services-down k8s-install k8s-up k8s-down test test-unit test-gpu demo bench lint format clean
+.PHONY: install services-install services-up services-down k8s-install k8s-up k8s-down helm-install test test-unit test-gpu demo bench lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -33,13 +33,18 @@ services-down:
 k8s-install:
 	@bash scripts/install-k8s.sh
 
+# Helm (chart lint/template/install tests) built from the Go module proxy into
+# .cache/helm/bin: a few minutes cold, ~1 s warm.
+helm-install:
+	@bash scripts/install-helm.sh
+
 k8s-up: install k8s-install
 	$(PY) -m driftwarden.services k8s-up
 
 k8s-down:
 	@test -x $(PY) && $(PY) -m driftwarden.services k8s-down || true
 
-test: install services-install k8s-install
+test: install services-install k8s-install helm-install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-gpu: install

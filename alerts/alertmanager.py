@@ -16,7 +16,7 @@ RETRAIN_RECEIVER = "driftwarden-retrain"
 DEFAULT_RECEIVER = "default"
 EXAMPLE_FILE = "alertmanager.example.yaml"
 #: Where the example sends retrain alerts: the retrain trigger's Service in the chart.
-EXAMPLE_WEBHOOK_URL = "http://driftwarden-retrain-trigger.driftwarden.svc:8080/v1/alerts"
+EXAMPLE_WEBHOOK_URL = "http://driftwarden-retrain-trigger.driftwarden.svc:8080/v1/alertmanager"
 #: The example reads the token from a mounted Secret, never inline.
 EXAMPLE_TOKEN_FILE = "/etc/alertmanager/secrets/driftwarden-retrain/token"
 

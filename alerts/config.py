@@ -200,6 +200,15 @@ class RetrainAlerts(_Strict):
     for_: Duration = Field("1m", alias="for")
 
 
+class CanaryAlerts(_Strict):
+    """A canary rollout was rolled back (`driftwarden_rollouts_total{outcome="rolled_back"}`
+    grew within `range`): the retrained version was worse than the stable one, or could not
+    be judged in time. Held for `for` so a controller restart's counter reset cannot flap it."""
+
+    range: Duration = "1h"
+    for_: Duration = Field("1m", alias="for")
+
+
 class ModelOverride(_Strict):
     """Per-model settings; anything left out uses the defaults."""
 
@@ -224,6 +233,7 @@ class AlertsConfig(_Strict):
     collector: CollectorAlerts = CollectorAlerts()
     detectors: DetectorAlerts = DetectorAlerts()
     retrain: RetrainAlerts = RetrainAlerts()
+    canary: CanaryAlerts = CanaryAlerts()
     models: dict[str, ModelOverride] = Field(default_factory=dict)
 
     @field_validator("models")

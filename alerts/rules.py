@@ -399,6 +399,22 @@ def alerting_groups(cfg: AlertsConfig) -> list[dict[str, Any]]:
             "`driftwarden trigger history --model {{ $labels.model }}`.",
         ),
     ]
+    canary = cfg.canary
+    rolled_back = _sel(mc.ROLLOUTS_TOTAL.name, outcome="rolled_back")
+    retrain_alerts.append(
+        _alert(
+            cfg,
+            "DriftwardenCanaryRolledBack",
+            f"sum by (model) (increase({rolled_back}[{canary.range}])) > 0",
+            canary.for_,
+            "warning",
+            "Canary of model {{ $labels.model }} rolled back",
+            "A retrained version of model {{ $labels.model }} was rolled back in the last "
+            f"{canary.range}: it failed a canary check or stayed inconclusive past its "
+            "step deadline. The stable version still serves; see the CanaryRolledBack Event "
+            "and the driftwarden.io/rollout-status annotation on the Deployment.",
+        )
+    )
     return [
         {"name": "driftwarden.model-alerts", "rules": model_alerts},
         {"name": "driftwarden.pipeline-alerts", "rules": pipeline_alerts},

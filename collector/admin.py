@@ -1,5 +1,8 @@
 """The collector's admin port: `/metrics`, `/healthz`, `/readyz` and `POST /v1/feedback`.
 
+`/v1/feedback` is guarded by `collector.auth.FeedbackAuth` (default: callers inside the
+pod only; a bearer token when a token file is set); the other routes are always open.
+
 FastAPI is fine here (DESIGN.md: not on the proxy path). The app is built from the
 objects it reports on, so a test builds one with its own registry and delivery.
 """
@@ -14,6 +17,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from collector.auth import FeedbackAuth
 from collector.delivery import Delivery
 from collector.events import EventBuilder
 from collector.feedback import FeedbackError, parse_feedback
@@ -25,7 +29,10 @@ def build_admin_app(
     delivery: Delivery,
     builder: EventBuilder,
     ready: Callable[[], bool] = lambda: True,
+    feedback_auth: FeedbackAuth | None = None,
 ) -> FastAPI:
+    auth = feedback_auth if feedback_auth is not None else FeedbackAuth("loopback")
+
     app = FastAPI(
         title="driftwarden collector",
         docs_url=None,
@@ -64,6 +71,17 @@ def build_admin_app(
 
     @app.post("/v1/feedback")
     async def feedback(request: Request) -> Response:
+        client = request.client
+        decision = auth.check(
+            request.headers.get("authorization"), client.host if client is not None else None
+        )
+        if not decision.allowed:
+            headers = {"WWW-Authenticate": "Bearer"} if decision.status == 401 else None
+            return JSONResponse(
+                {"error": decision.reason, "detail": decision.detail},
+                status_code=decision.status,
+                headers=headers,
+            )
         body = await request.body()
         try:
             events = parse_feedback(body, model=builder.model)

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections import Counter, deque
@@ -61,7 +62,13 @@ from collector.kafka_producer import OVERSIZE_ERRORS, ProducerAdapter, classify
 from collector.metrics import CollectorStats
 from collector.spool import ReadBatch, Spool
 from driftwarden.errors import GiveUp, RetryLater
-from driftwarden.kafka import producer_config
+from driftwarden.kafka import (
+    AUTH_ERRORS,
+    KafkaSecurity,
+    PasswordWatch,
+    explain_access,
+    producer_config,
+)
 
 _log = logging.getLogger("collector.delivery")
 
@@ -151,8 +158,16 @@ class Delivery:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         name: str = "driftwarden-delivery",
+        security: KafkaSecurity | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.security = security
+        #: Rotated SASL password: handed to the running producer (no restart).
+        self._password_watch = (
+            PasswordWatch(security) if security is not None and security.sasl else None
+        )
+        #: Access errors already logged (each is one line, once, not a retry loop).
+        self.access_errors: dict[str, str] = {}
         self.stats = stats or CollectorStats()
         self.spool = spool
         self.settings = settings or DeliverySettings()
@@ -307,6 +322,7 @@ class Delivery:
         s = self.settings
         config = producer_config(
             self.bootstrap,
+            security=self.security,
             **{
                 "compression.type": s.compression,
                 "linger.ms": s.linger_ms,
@@ -317,7 +333,7 @@ class Delivery:
                 "retry.backoff.ms": 50,
                 "retry.backoff.max.ms": 1000,
                 "error_cb": self._on_error,
-                "logger": logging.getLogger("collector.kafka"),
+                "logger": _librdkafka_logger(),
                 **self._overrides,
             },
         )
@@ -399,6 +415,12 @@ class Delivery:
         self._p.poll(0 if self._queue else s.poll_interval_s)
         if self._fatal is not None:
             self._recreate_producer()
+        if self._password_watch is not None:
+            rotated = self._password_watch.changed(self._clock())
+            if rotated is not None:
+                self._p.set_sasl_credentials(*rotated)
+                self.access_errors.clear()
+                _log.info("kafka password file changed: new SASL credentials in use")
         self._drain_queue(budget=256)
         self._check_health()
         self._replay_step()
@@ -621,6 +643,8 @@ class Delivery:
         if classify(err) is GiveUp:
             self._rejected(msg, err)
             return
+        if err.name() in AUTH_ERRORS:
+            self._access_error(err.name(), msg.topic())
         record = Record(msg.topic(), msg.key() or b"", msg.value() or b"")
         if self.spool is None:
             self._drops[(record.key.decode("utf-8", "replace"), "kafka_error")] += 1
@@ -649,7 +673,22 @@ class Delivery:
             self.policy.all_brokers_down()
         if err.fatal():
             self._fatal = err.str()
+        if err.name() in AUTH_ERRORS:
+            self.policy.all_brokers_down()  # nothing will be acknowledged: spool
+            self._access_error(err.name())
         _log.debug("kafka error: %s", err)
+
+    def _access_error(self, name: str, topic: str = "") -> None:
+        """Kafka refused the credentials or an ACL: one ERROR line per kind (repeated only
+        after the password file changes); the events wait in the spool meanwhile."""
+        key = f"{name} {topic}"
+        if key in self.access_errors:
+            return
+        line = explain_access(name, self.security, topic)
+        self.access_errors[key] = line
+        _log.error(
+            "kafka %s: %s; events are kept in the spool until it is fixed", self.bootstrap, line
+        )
 
     def _recreate_producer(self) -> None:
         _log.error("fatal producer error (%s): recreating the producer", self._fatal)
@@ -743,3 +782,31 @@ class _ReplayCallback:
 
     def __call__(self, err: Any, msg: Any) -> None:
         self.delivery._replay_delivered(self.rb, self.index, msg, err)
+
+
+class _Throttle(logging.Filter):
+    """Lets each librdkafka log line through once per `every_s` seconds: a broker that
+    refuses the credentials is retried every second or so, and every retry logs the same
+    line (its timings aside)."""
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = re.sub(r"\d+", "#", record.getMessage())[:300]
+        now = time.monotonic()
+        if now - self._last.get(key, -self.every_s) < self.every_s:
+            return False
+        if len(self._last) > 1000:
+            self._last.clear()
+        self._last[key] = now
+        return True
+
+
+def _librdkafka_logger() -> logging.Logger:
+    log = logging.getLogger("collector.kafka")
+    if not any(isinstance(f, _Throttle) for f in log.filters):
+        log.addFilter(_Throttle())
+    return log

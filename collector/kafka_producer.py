@@ -9,6 +9,11 @@ the library's error:
 - `GiveUp`: producing it again cannot succeed (larger than `message.max.bytes`, an invalid
   record). Delivery dead-letters it (reason `oversize` for the size) and moves on.
 
+Refused credentials and missing ACLs (`driftwarden.kafka.AUTH_ERRORS`) are `RetryLater`:
+the record is fine, the principal is not, and an operator fixes that (Secret, ACL) without
+the collector losing what it captured meanwhile: events wait in the spool, and delivery
+logs one clear line saying what is wrong (docs/security.md).
+
 `classify` applies the same rule to the error of a delivery report, so a record the broker
 refuses for good (its own, smaller `message.max.bytes`) is dead-lettered too, instead of
 being replayed from the spool forever.
@@ -36,7 +41,6 @@ _PERMANENT: Final = frozenset(
         "INVALID_REQUIRED_ACKS",
         "RECORD_LIST_TOO_LARGE",
         "INVALID_TOPIC_EXCEPTION",
-        "TOPIC_AUTHORIZATION_FAILED",
     }
 )
 OVERSIZE_ERRORS: Final = frozenset({"MSG_SIZE_TOO_LARGE", "_MSG_SIZE_TOO_LARGE"})
@@ -95,6 +99,10 @@ class ProducerAdapter:
         """Take back what librdkafka holds: queued records always, in-flight ones when asked
         (their delivery reports then come with `_PURGE_*` errors)."""
         self._producer.purge(in_queue=True, in_flight=in_flight, blocking=True)
+
+    def set_sasl_credentials(self, username: str, password: str) -> None:
+        """New SASL credentials for the next (re)authentication (a rotated password)."""
+        self._producer.set_sasl_credentials(username, password)
 
     def flush(self, timeout: float) -> int:
         return int(self._producer.flush(timeout))

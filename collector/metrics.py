@@ -153,22 +153,28 @@ class CollectorMetrics(Collector):
     """A prometheus-client collector over `CollectorStats`; register it on any registry."""
 
     def __init__(
-        self, stats: CollectorStats, model: str, spool_bytes: Callable[[], int] | None = None
+        self,
+        stats: CollectorStats,
+        model: str,
+        version: str = "",
+        spool_bytes: Callable[[], int] | None = None,
     ) -> None:
         self.stats = stats
         self.model = model
+        # Request metrics carry the version so that a canary and its stable are compared.
+        self.version = version
         self._spool_bytes = spool_bytes
 
     def collect(self) -> Iterator[Metric]:
-        s, model = self.stats, self.model
+        s, model, version = self.stats, self.model, self.version
         m = COLLECTOR_REQUESTS_TOTAL
         fam = CounterMetricFamily(m.name.removesuffix("_total"), m.help, labels=m.labels)
         for code, n in sorted((str(c), n) for c, n in dict(s.requests).items()):
-            fam.add_metric([model, code], n)
+            fam.add_metric([model, version, code], n)
         yield fam
         for m, h in ((COLLECTOR_REQUEST_DURATION, s.duration), (COLLECTOR_OVERHEAD, s.overhead)):
             hfam = HistogramMetricFamily(m.name, m.help, labels=m.labels)
-            hfam.add_metric([model], h.cumulative(), h.sum)
+            hfam.add_metric([model, version], h.cumulative(), h.sum)
             yield hfam
         for m, values in (
             (COLLECTOR_EVENTS_SENT_TOTAL, s.sent()),

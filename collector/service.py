@@ -24,6 +24,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from collector.admin import AdminServer, build_admin_app
+from collector.auth import FeedbackAuth
 from collector.capture import Capturer
 from collector.delivery import Delivery, DrainReport
 from collector.errors import CollectorError
@@ -82,6 +83,7 @@ class CollectorService:
             spool=self.spool,
             settings=cfg.delivery.settings(),
             producer_overrides=dict(cfg.kafka),
+            security=settings.kafka_security,
         )
         self.capturer = Capturer(
             parser=parser,
@@ -101,13 +103,16 @@ class CollectorService:
             tracing=self.tracing,
         )
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.registry.register(CollectorMetrics(self.stats, settings.model))
+        self.registry.register(CollectorMetrics(self.stats, settings.model, settings.version))
         self.admin = AdminServer(
             build_admin_app(
                 registry=self.registry,
                 delivery=self.delivery,
                 builder=self.builder,
                 ready=lambda: self.proxy.serving,
+                feedback_auth=FeedbackAuth.from_settings(
+                    settings.feedback_token_file, settings.feedback_open
+                ),
             ),
             settings.host,
             settings.admin_port,
@@ -140,13 +145,14 @@ class CollectorService:
         self.delivery.start()
         self._started = True
         _log.info(
-            "collector for model %s: proxy on %s:%d -> 127.0.0.1:%d, admin on %d, kafka %s",
+            "collector for model %s: proxy on %s:%d -> 127.0.0.1:%d, admin on %d, kafka %s (%s)",
             s.model,
             s.host,
             self.port,
             s.model_port,
             self.admin_port,
             s.bootstrap,
+            s.kafka_security.describe(),
         )
 
     async def stop(self) -> DrainReport:

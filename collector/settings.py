@@ -21,7 +21,7 @@ from collector.errors import CollectorError
 from collector.payloads import FieldPath, JsonPaths
 from collector.proxy import ProxySettings
 from driftwarden.config import load_yaml_model, parse_model
-from driftwarden.kafka import DEFAULT_TOPIC_PREFIX
+from driftwarden.kafka import DEFAULT_TOPIC_PREFIX, KafkaSecurity
 from driftwarden.spec import ModelSpec
 
 DEFAULT_PORT = 8480
@@ -216,6 +216,13 @@ class CollectorSettings:
     config: CollectorConfig = field(default_factory=CollectorConfig)
     #: Added to every event's meta (namespace and pod come from the downward API).
     meta: dict[str, Any] = field(default_factory=dict)
+    #: TLS / SASL towards Kafka (driftwarden.kafka; PLAINTEXT by default).
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    #: File of bearer tokens (one per line; a mounted Secret, re-read when it changes)
+    #: required on /v1/feedback. None: feedback only from inside the pod (127.0.0.1).
+    feedback_token_file: Path | None = None
+    #: Accept feedback from anyone who reaches the admin port (trusted networks only).
+    feedback_open: bool = False
 
     def proxy_settings(self) -> ProxySettings:
         p = self.config.proxy

@@ -14,7 +14,7 @@ from typing import Any
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from dashboards import data_quality, feature_drift, model_overview, pipeline_health
+from dashboards import data_quality, feature_drift, model_overview, pipeline_health, retraining
 
 GENERATED_DIR = Path(__file__).resolve().parent / "generated"
 
@@ -24,6 +24,7 @@ BUILDERS: dict[str, Callable[[], db.Dashboard]] = {
     feature_drift.UID: feature_drift.build,
     data_quality.UID: data_quality.build,
     pipeline_health.UID: pipeline_health.build,
+    retraining.UID: retraining.build,
 }
 
 

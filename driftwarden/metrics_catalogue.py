@@ -120,19 +120,19 @@ CONSUMER_LAG = _m(
 COLLECTOR_REQUESTS_TOTAL = _m(
     "driftwarden_collector_requests_total",
     "counter",
-    ("model", "code"),
+    ("model", "version", "code"),
     "Requests proxied to the model, by HTTP status code.",
 )
 COLLECTOR_REQUEST_DURATION = _m(
     "driftwarden_collector_request_duration_seconds",
     "histogram",
-    ("model",),
+    ("model", "version"),
     "Time to answer a proxied request, the model's own time included.",
 )
 COLLECTOR_OVERHEAD = _m(
     "driftwarden_collector_overhead_seconds",
     "histogram",
-    ("model",),
+    ("model", "version"),
     "The proxy's own share of a request's time (duration minus the upstream call).",
 )
 COLLECTOR_EVENTS_SENT_TOTAL = _m(

@@ -24,7 +24,13 @@ import pandas as pd
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
 
 from driftwarden.errors import DataFileError, DriftwardenError, GiveUp, RetryLater
-from driftwarden.kafka import DEFAULT_TOPIC_PREFIX, Topics, consumer_config
+from driftwarden.kafka import (
+    DEFAULT_TOPIC_PREFIX,
+    KafkaSecurity,
+    Topics,
+    check_access,
+    consumer_config,
+)
 from driftwarden.schema import EventError, decode_feedback, decode_prediction
 from driftwarden.spec import ModelSpec
 from retrain_trigger.dataset_join import EXPORT_COLUMNS, JoinStats, join_labels, normalise_column
@@ -38,10 +44,7 @@ def parse_duration(text: str) -> float:
     """`90s`, `30m`, `6h`, `2d`, `1w` (or plain seconds) -> seconds."""
     t = text.strip().lower()
     try:
-        if t and t[-1] in _UNITS:
-            value = float(t[:-1]) * _UNITS[t[-1]]
-        else:
-            value = float(t)
+        value = float(t[:-1]) * _UNITS[t[-1]] if t and t[-1] in _UNITS else float(t)
     except ValueError:
         value = -1.0
     if not value > 0 or value != value:
@@ -64,6 +67,7 @@ class ExportSettings:
     seek_slack_s: float = 300.0
     spec: ModelSpec | None = None
     clock: Callable[[], float] = field(default=time.time)
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)  # TLS / SASL
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +95,9 @@ def _kafka_error(e: KafkaException | KafkaError, what: str) -> Exception:
         if err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
             return GiveUp(f"{what}: topic does not exist")
         if err.retriable() or err.code() in (
-            KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN
+            KafkaError._TRANSPORT,
+            KafkaError._TIMED_OUT,
+            KafkaError._ALL_BROKERS_DOWN,
         ):
             return RetryLater(f"{what}: {err.str()}")
         return GiveUp(f"{what}: {err.str()}")
@@ -168,15 +174,25 @@ def _frames(
     topics = Topics.with_prefix(settings.topic_prefix)
     since_ms = int((since_ts - settings.seek_slack_s) * 1000)
     deadline = time.monotonic() + settings.timeout_s
+    if settings.kafka_security.protocol != "PLAINTEXT":  # refused access: one line, no wait
+        check_access(
+            settings.bootstrap,
+            settings.kafka_security,
+            topics=(topics.predictions, topics.feedback),
+            timeout=min(20.0, settings.timeout_s),
+        )
     consumer = Consumer(
         consumer_config(
             settings.bootstrap,
             f"driftwarden-dataset-export-{uuid.uuid4().hex[:12]}",
+            security=settings.kafka_security,
             **{"enable.partition.eof": False, "socket.timeout.ms": 10_000},
         )
     )
     key = settings.model.encode()
-    preds: dict[str, list[Any]] = {k: [] for k in ("id", "ts", "version", "prediction", "arrival_ms")}
+    preds: dict[str, list[Any]] = {
+        k: [] for k in ("id", "ts", "version", "prediction", "arrival_ms")
+    }
     features: list[dict[str, Any]] = []
     labels: dict[str, list[Any]] = {k: [] for k in ("id", "ts", "label", "arrival_ms")}
     invalid = 0
@@ -245,8 +261,9 @@ def export_dataset(settings: ExportSettings, out: Path) -> ExportReport:
     for name, kind in kinds.items():
         column = feats[name] if name in feats.columns else pd.Series([None] * len(preds))
         preds[name] = normalise_column(column.reset_index(drop=True), kind)
-    joined, stats = join_labels(preds, labels, settings.ttl_s,
-                                keep_unlabelled=settings.keep_unlabelled)
+    joined, stats = join_labels(
+        preds, labels, settings.ttl_s, keep_unlabelled=settings.keep_unlabelled
+    )
     joined["prediction"] = normalise_column(joined["prediction"])
     joined["label"] = normalise_column(joined["label"])
     ordered = ["id", "ts", "version", *kinds, "prediction", "label", "label_ts"]

@@ -45,7 +45,7 @@ class JoinStats:
     expired: int  # labels that came more than ttl_s after their prediction
     unmatched: int  # labels with no waiting prediction
     duplicates: int  # predictions replaced by a later one with the same id while waiting
-    unlabelled: int  # predictions still without a label
+    unlabelled: int  # latest predictions of their id without a (timely) label
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -75,16 +75,20 @@ def join_labels(
     any other columns, kept) in topic order; see the module docstring for the rules.
 
     Returns one row per prediction that got a label (with `label` and `label_ts`), plus,
-    with `keep_unlabelled`, the latest prediction of every id still waiting (label null),
-    in arrival order.
+    with `keep_unlabelled`, the latest prediction of every id without a label in time
+    (label null), in arrival order.
     """
     if ttl_s <= 0:
         raise ValueError("ttl_s must be > 0")
     preds = predictions.reset_index(drop=True)
     labs = labels.reset_index(drop=True)
     p_seq, l_seq = _ordered(preds, labs)
-    left = pd.DataFrame({"id": labs["id"].to_numpy(object), "seq": l_seq, "lrow": np.arange(len(labs))})
-    right = pd.DataFrame({"id": preds["id"].to_numpy(object), "seq": p_seq, "prow": np.arange(len(preds))})
+    left = pd.DataFrame(
+        {"id": labs["id"].to_numpy(object), "seq": l_seq, "lrow": np.arange(len(labs))}
+    )
+    right = pd.DataFrame(
+        {"id": preds["id"].to_numpy(object), "seq": p_seq, "prow": np.arange(len(preds))}
+    )
     matched = pd.merge_asof(
         left.sort_values("seq"),
         right.sort_values("seq"),
@@ -112,9 +116,10 @@ def join_labels(
     label_of[prow[in_time]] = lrow[in_time]
     joined_rows = np.flatnonzero(label_of >= 0)
     keep = label_of >= 0
-    waiting = ~consumed & ~superseded
+    # the latest prediction of an id that has no label: none came, or it came too late
+    unlabelled = ~keep & ~superseded
     if keep_unlabelled:
-        keep |= waiting
+        keep |= unlabelled
     rows = np.flatnonzero(keep)
     rows = rows[np.argsort(p_seq[rows], kind="stable")]
     out = preds.iloc[rows].drop(columns=["arrival_ms"]).reset_index(drop=True)
@@ -133,7 +138,7 @@ def join_labels(
         expired=int((~in_time).sum()),
         unmatched=len(labs) - int(prow.shape[0]),
         duplicates=duplicates,
-        unlabelled=int(waiting.sum()),
+        unlabelled=int(unlabelled.sum()),
     )
     return out, stats
 
@@ -161,9 +166,9 @@ def normalise_column(values: pd.Series, kind: str | None = None) -> pd.Series:
         else:
             kind = "categorical"
     if kind == "numerical":
-        return pd.to_numeric(s.where(~s.map(type).isin([bool, list, dict])), errors="coerce").astype(
-            np.float64
-        )
+        return pd.to_numeric(
+            s.where(~s.map(type).isin([bool, list, dict])), errors="coerce"
+        ).astype(np.float64)
     return s.map(_key, na_action="ignore").astype("string")
 
 
@@ -179,4 +184,3 @@ def _key(v: Any) -> str:
     if isinstance(v, list | dict):
         return json.dumps(v)
     return str(v)
-

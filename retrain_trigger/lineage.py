@@ -27,7 +27,15 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from driftwarden.errors import RetryLater
-from driftwarden.kafka import DEFAULT_TOPIC_PREFIX, consumer_config, producer_config
+from driftwarden.kafka import (
+    DEFAULT_TOPIC_PREFIX,
+    KafkaSecurity,
+    Topics,
+    admin_config,
+    check_access,
+    consumer_config,
+    producer_config,
+)
 from driftwarden.schema import EventError, LineageEvent, decode_lineage, encode_lineage
 
 __all__ = ["LineageLog", "lineage_topic", "step"]
@@ -36,7 +44,7 @@ log = logging.getLogger(__name__)
 
 
 def lineage_topic(prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
-    return f"{prefix}.lineage"
+    return Topics.with_prefix(prefix).lineage
 
 
 def step(model: str, name: str, ref: str, ts: float, **detail: Any) -> LineageEvent:
@@ -60,8 +68,11 @@ class LineageLog:
         partitions: int = 3,
         on_error: Callable[[str], None] | None = None,
         producer_overrides: Mapping[str, object] | None = None,
+        security: KafkaSecurity | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        #: TLS / SASL (docs/security.md lists the ACLs the trigger needs on the topic).
+        self.security = security
         self.topic = topic
         self.partitions = partitions
         self._on_error = on_error
@@ -73,8 +84,15 @@ class LineageLog:
     # --- writing ---------------------------------------------------------------------------
 
     def ensure_topic(self, timeout: float = 10.0) -> None:
-        """Create the topic if it is missing (an existing one is left as it is)."""
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        """Create the topic if it is missing (an existing one is left as it is). With
+        security on, refused credentials or a missing ACL are one `KafkaAccessError` line;
+        an existing topic needs no CREATE ACL."""
+        admin = AdminClient(admin_config(self.bootstrap, security=self.security))
+        if self.security is not None and self.security.protocol != "PLAINTEXT":
+            check_access(self.bootstrap, self.security, topics=(self.topic,), timeout=timeout)
+            found = admin.list_topics(self.topic, timeout=timeout).topics.get(self.topic)
+            if found is not None and found.error is None and found.partitions:
+                return
         futures = admin.create_topics(
             [NewTopic(self.topic, num_partitions=self.partitions)], request_timeout=timeout
         )
@@ -89,7 +107,9 @@ class LineageLog:
     def _get_producer(self) -> Producer:
         with self._lock:
             if self._producer is None:
-                config = producer_config(self.bootstrap, **{"linger.ms": 2, **self._overrides})
+                config = producer_config(
+                    self.bootstrap, security=self.security, **{"linger.ms": 2, **self._overrides}
+                )
                 self._producer = Producer(config)
             return self._producer
 
@@ -131,8 +151,12 @@ class LineageLog:
     def history(self, model: str, timeout: float = 10.0, limit: int = 10_000) -> list[LineageEvent]:
         """Every lineage event of `model`, oldest first (the topic read from its beginning)."""
         group = f"driftwarden-lineage-reader-{uuid.uuid4().hex[:8]}"
+        if self.security is not None and self.security.protocol != "PLAINTEXT":
+            check_access(self.bootstrap, self.security, topics=(self.topic,), timeout=timeout)
         consumer = Consumer(
-            consumer_config(self.bootstrap, group, **{"enable.partition.eof": False})
+            consumer_config(
+                self.bootstrap, group, security=self.security, **{"enable.partition.eof": False}
+            )
         )
         try:
             try:

@@ -18,7 +18,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from driftwarden.errors import DriftwardenError
-from driftwarden.kafka import DEFAULT_TOPIC_PREFIX
+from driftwarden.kafka import DEFAULT_TOPIC_PREFIX, KafkaSecurity
 from driftwarden.schema import LineageEvent
 from retrain_trigger.kube import KubeJobs, api_client
 from retrain_trigger.lineage import LineageLog, lineage_topic
@@ -42,6 +42,7 @@ class TriggerSettings:
     host: str = "0.0.0.0"
     port: int = 8080  # 0 picks a free port (tests)
     bootstrap: str | None = "127.0.0.1:9092"  # Kafka for lineage; None: no lineage
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)  # TLS/SASL for lineage
     topic_prefix: str = DEFAULT_TOPIC_PREFIX  # lineage goes to <prefix>.lineage
     lineage_partitions: int = 3  # used only when the trigger creates the topic
     max_in_flight: int = 4  # global cap on running retrains (decision over_capacity)
@@ -74,7 +75,10 @@ class TriggerService:
         history: Callable[[str], list[LineageEvent]] | None = None
         if s.bootstrap:
             self.lineage = LineageLog(
-                s.bootstrap, lineage_topic(s.topic_prefix), partitions=s.lineage_partitions
+                s.bootstrap,
+                lineage_topic(s.topic_prefix),
+                partitions=s.lineage_partitions,
+                security=s.kafka_security,
             )
             history = self.lineage.history
         self.trigger = Trigger(

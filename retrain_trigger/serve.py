@@ -20,6 +20,7 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import msgspec
@@ -214,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
             raise DriftwardenError(f"--port: {args.port} is not a port number")
         if args.max_body_bytes < 1 or args.threads < 1:
             raise DriftwardenError("--max-body-bytes and --threads must be >= 1")
+        if not Path(args.artifact, "model.pt").is_file():  # before the slow torch import
+            raise DriftwardenError(
+                f"--artifact: {args.artifact} has no model.pt (not a trainer artifact, or a "
+                "model that failed the gate)"
+            )
         import torch
         import uvicorn
 

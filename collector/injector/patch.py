@@ -34,7 +34,6 @@ reinvokes webhooks: `reinvocationPolicy: IfNeeded`) yields no patch.
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 from collections.abc import Mapping
@@ -131,7 +130,7 @@ class _Port:
 def _mapping(value: object, what: str) -> Mapping[str, Any]:
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         raise _Skip("malformed", f"{what} is not an object")
     return value
 
@@ -155,11 +154,11 @@ def _string_map(value: object, what: str) -> dict[str, str]:
 def _containers(spec: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     out = _list(spec.get(key), f"spec.{key}")
     for i, c in enumerate(out):
-        if not isinstance(c, Mapping) or not isinstance(c.get("name"), str) or not c["name"]:
+        if not isinstance(c, dict) or not isinstance(c.get("name"), str) or not c["name"]:
             raise _Skip("malformed", f"spec.{key}[{i}] has no name")
         ports = _list(c.get("ports"), f"spec.{key}[{i}].ports")
         for j, p in enumerate(ports):
-            if not isinstance(p, Mapping):
+            if not isinstance(p, dict):
                 raise _Skip("malformed", f"spec.{key}[{i}].ports[{j}] is not an object")
             n = p.get("containerPort")
             if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 65535:
@@ -187,7 +186,7 @@ def is_injected(pod: Mapping[str, Any], config: InjectorConfig) -> bool:
     for key in ("containers", "initContainers"):
         cs = spec.get(key)
         if isinstance(cs, list) and any(
-            isinstance(c, Mapping) and c.get("name") == config.sidecar_name for c in cs
+            isinstance(c, dict) and c.get("name") == config.sidecar_name for c in cs
         ):
             return True
     return False
@@ -302,14 +301,18 @@ def _model_port(annotations: Mapping[str, str], containers: list[Mapping[str, An
     raise _Skip("no_model_port", f"no {MODEL_PORT} annotation and no TCP container port")
 
 
-def _rename_port_refs(obj: Any, old: str, new: str) -> None:
-    """Point a probe or lifecycle handler that named the port `old` at `new` (in place)."""
+def _rename_port_refs(obj: Any, old: str, new: str) -> Any:
+    """A probe or lifecycle handler that named the port `old`, pointing at `new` instead.
+
+    Copy on write: the review's objects are never modified, the patch shares what it keeps.
+    """
     if not isinstance(obj, dict):
-        return
+        return obj
     for action in ("httpGet", "tcpSocket"):
         a = obj.get(action)
         if isinstance(a, dict) and a.get("port") == old:
-            a["port"] = new
+            obj = {**obj, action: {**a, "port": new}}
+    return obj
 
 
 def _free_port(start: int, used: set[int]) -> int:
@@ -396,6 +399,50 @@ def _sidecar(
     return c
 
 
+def _check_names(
+    containers: list[Mapping[str, Any]],
+    volumes: list[Any],
+    port: _Port,
+    settings: _Settings,
+    config: InjectorConfig,
+) -> None:
+    """The port and volume names the sidecar brings must be free, and a taken-over port
+    name unique in the pod (else a Service by that name could still pick another port)."""
+    names = [p.get("name") for c in containers for p in (c.get("ports") or []) if p.get("name")]
+    wanted = [config.admin_port_name]
+    wanted.append(config.renamed_model_port if port.name else config.proxy_port_name)
+    taken = [n for n in wanted if n in names]
+    if port.name and names.count(port.name) > 1:
+        taken.append(port.name)
+    volume_names = {v.get("name") for v in volumes if isinstance(v, dict)}
+    wanted_volumes = [config.spool_volume]
+    if settings.spec_configmap:
+        wanted_volumes.append(config.spec_volume)
+    taken += [n for n in wanted_volumes if n in volume_names]
+    if taken:
+        raise _Skip("name_conflict", f"the pod already uses the name(s) {', '.join(sorted(taken))}")
+
+
+def _take_over(container: Mapping[str, Any], port: _Port, new: str) -> dict[str, Any]:
+    """The model container with its port renamed `new`, and its probes and lifecycle hooks
+    that named the port pointed at the new name (copied where changed, never modified)."""
+    old = str(port.name)
+    model = dict(container)
+    ports = list(model["ports"])
+    ports[port.index or 0] = {**ports[port.index or 0], "name": new}
+    model["ports"] = ports
+    for key in _PROBES:
+        if key in model:
+            model[key] = _rename_port_refs(model[key], old, new)
+    lifecycle = model.get("lifecycle")
+    if isinstance(lifecycle, dict):
+        model["lifecycle"] = {
+            hook: _rename_port_refs(h, old, new) if hook in ("postStart", "preStop") else h
+            for hook, h in lifecycle.items()
+        }
+    return model
+
+
 def _build(pod: Mapping[str, Any], config: InjectorConfig, namespace_opt_in: bool) -> Decision:
     meta = _mapping(pod.get("metadata"), "metadata")
     annotations = _string_map(meta.get("annotations"), "metadata.annotations")
@@ -416,35 +463,8 @@ def _build(pod: Mapping[str, Any], config: InjectorConfig, namespace_opt_in: boo
         raise _Skip("unsupported_os", f"spec.os.name is {str(os_.get('name'))[:32]!r}")
     settings = _settings(annotations, labels, config)
     port = _model_port(annotations, containers)
-
-    # Names the sidecar brings must be free.
-    port_names = {
-        p.get("name") for c in containers + inits for p in (c.get("ports") or []) if p.get("name")
-    }
-    volume_names = {v.get("name") for v in volumes if isinstance(v, Mapping)}
     takeover = port.name is not None
-    wanted_ports = [config.admin_port_name] + (
-        [config.renamed_model_port] if takeover else [config.proxy_port_name]
-    )
-    taken = [n for n in wanted_ports if n in port_names]
-    if (
-        takeover
-        and sum(
-            1
-            for c in containers + inits
-            for p in (c.get("ports") or [])
-            if p.get("name") == port.name
-        )
-        > 1
-    ):
-        taken.append(str(port.name))
-    wanted_volumes = [config.spool_volume] + (
-        [config.spec_volume] if settings.spec_configmap else []
-    )
-    taken += [n for n in wanted_volumes if n in volume_names]
-    if taken:
-        raise _Skip("name_conflict", f"the pod already uses the name(s) {', '.join(sorted(taken))}")
-
+    _check_names(containers + inits, volumes, port, settings, config)
     used = {p["containerPort"] for c in containers + inits for p in (c.get("ports") or [])}
     used.add(port.number)
     proxy_port = _free_port(config.proxy_port, used)
@@ -458,16 +478,10 @@ def _build(pod: Mapping[str, Any], config: InjectorConfig, namespace_opt_in: boo
         admin_port,
     )
 
-    new_containers = [copy.deepcopy(dict(c)) for c in containers]
+    new_containers = list(containers)
     if takeover:
-        model = new_containers[port.container or 0]
-        model["ports"][port.index or 0]["name"] = config.renamed_model_port
-        for key in _PROBES:
-            _rename_port_refs(model.get(key), str(port.name), config.renamed_model_port)
-        lifecycle = model.get("lifecycle")
-        if isinstance(lifecycle, dict):
-            for hook in ("postStart", "preStop"):
-                _rename_port_refs(lifecycle.get(hook), str(port.name), config.renamed_model_port)
+        i = port.container or 0
+        new_containers[i] = _take_over(containers[i], port, config.renamed_model_port)
     model_container = containers[port.container if port.container is not None else 0]["name"]
 
     new_annotations = dict(annotations)
@@ -489,14 +503,14 @@ def _build(pod: Mapping[str, Any], config: InjectorConfig, namespace_opt_in: boo
         )
 
     patch: list[dict[str, Any]] = []
-    if "metadata" in pod:
+    if isinstance(pod.get("metadata"), dict):
         patch.append({"op": "add", "path": "/metadata/annotations", "value": new_annotations})
     else:
         patch.append({"op": "add", "path": "/metadata", "value": {"annotations": new_annotations}})
     if config.native_sidecar:
         if takeover:
             patch.append({"op": "add", "path": "/spec/containers", "value": new_containers})
-        new_inits = [copy.deepcopy(dict(c)) for c in inits] + [sidecar]
+        new_inits = [*inits, sidecar]
         patch.append({"op": "add", "path": "/spec/initContainers", "value": new_inits})
     else:
         patch.append({"op": "add", "path": "/spec/containers", "value": [*new_containers, sidecar]})

@@ -232,6 +232,16 @@ class _Protocol(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
+    # A client that pipelines requests without reading the answers stops being read too,
+    # instead of growing our write buffer.
+    def pause_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+
     def data_received(self, data: bytes) -> None:
         self._last = self._server.loop.time()
         try:

@@ -33,6 +33,7 @@ import msgspec
 
 from detectors.service.kafka_errors import kafka_error
 from driftwarden.errors import GiveUp, RetryLater
+from driftwarden.kafka import KafkaSecurity, admin_config
 
 __all__ = [
     "CHUNK_BYTES",
@@ -156,13 +157,18 @@ def assemble(
 
 
 def ensure_checkpoint_topic(
-    bootstrap: str, topic: str, partitions: int, timeout: float = 30.0
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    timeout: float = 30.0,
+    *,
+    security: KafkaSecurity | None = None,
 ) -> int:
     """Create the compacted checkpoint topic if missing; return its partition count."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(admin_config(bootstrap, security=security))
     meta = admin.list_topics(topic, timeout=timeout).topics.get(topic)
     if meta is not None and meta.error is None and meta.partitions:
         return len(meta.partitions)
@@ -203,7 +209,14 @@ class KafkaCheckpoints:
     transactional producer's job: see `chunk_records`)."""
 
     def __init__(
-        self, bootstrap: str, topic: str, group: str, partitions: int, *, timeout: float = 60.0
+        self,
+        bootstrap: str,
+        topic: str,
+        group: str,
+        partitions: int,
+        *,
+        timeout: float = 60.0,
+        security: KafkaSecurity | None = None,
     ) -> None:
         from confluent_kafka import Consumer
 
@@ -214,6 +227,7 @@ class KafkaCheckpoints:
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
+                **(security.client_config() if security is not None else {}),
                 "group.id": f"{group}.checkpoint-reader",
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",

@@ -29,9 +29,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
-from confluent_kafka import OFFSET_STORED, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_STORED, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
@@ -59,13 +59,14 @@ from detectors.service.exporter import (
 from detectors.service.kafka_errors import (
     AbortTransaction,
     kafka_boundary,
+    kafka_error,
     reported_error,
 )
 from detectors.service.results import WindowResult, encode_result
 from detectors.service.settings import ServiceSettings
 from detectors.service.state import ConsumedRecord, DeadLetter, ShardState
 from driftwarden.errors import DriftwardenError, ExternalError, GiveUp, RetryLater, ServiceError
-from driftwarden.kafka import consumer_config, producer_config
+from driftwarden.kafka import admin_config, check_access, consumer_config, producer_config
 
 __all__ = ["DetectorService"]
 
@@ -165,9 +166,13 @@ class DetectorService:
 
     def _open_kafka(self, stop: threading.Event) -> None:
         s = self.settings
+        if s.kafka_security.protocol != "PLAINTEXT":  # refused credentials: one line, exit
+            check_access(s.bootstrap, s.kafka_security, topics=(self._pred_topic, self._fb_topic))
         n_parts = self._partitions_of(self._pred_topic)
         try:
-            n_ckpt = ensure_checkpoint_topic(s.bootstrap, s.checkpoint_topic, max(1, n_parts))
+            n_ckpt = ensure_checkpoint_topic(
+                s.bootstrap, s.checkpoint_topic, max(1, n_parts), security=s.kafka_security
+            )
         except ExternalError as e:  # not retried here: the process exits and is restarted
             raise ServiceError(str(e)) from e
         self._checkpoints = KafkaCheckpoints(
@@ -176,10 +181,12 @@ class DetectorService:
             s.group_id,
             n_ckpt,
             timeout=s.transaction_timeout_s * 2 + 30,
+            security=s.kafka_security,
         )
         self._producer = Producer(
             producer_config(
                 s.bootstrap,
+                security=s.kafka_security,
                 **{
                     "transactional.id": s.transactional_id,
                     "transaction.timeout.ms": int(s.transaction_timeout_s * 1000),
@@ -212,6 +219,7 @@ class DetectorService:
             consumer_config(
                 s.bootstrap,
                 s.group_id,
+                security=s.kafka_security,
                 **{
                     # partition p of both topics to the same member: labels meet predictions
                     "partition.assignment.strategy": "range",
@@ -251,7 +259,8 @@ class DetectorService:
         self._subscribe()
 
     def _partitions_of(self, topic: str) -> int:
-        admin = AdminClient({"bootstrap.servers": self.settings.bootstrap})
+        s = self.settings
+        admin = AdminClient(admin_config(s.bootstrap, security=s.kafka_security))
         try:
             meta = admin.list_topics(topic, timeout=30).topics.get(topic)
         except Exception as e:  # KafkaException for an unreachable broker
@@ -270,7 +279,10 @@ class DetectorService:
         if self._producer is not None:
             with contextlib.suppress(Exception):  # nothing to abort is fine
                 self._producer.abort_transaction(10.0)
-            self._producer.flush(10.0)
+            try:
+                self._producer.flush(10.0)
+            except Exception as e:  # a fenced producer raises its fatal error again: the
+                _log.warning("flushing the producer: %s", e)  # one being raised is the news
             self._producer = None
         if self._checkpoints is not None:
             self._checkpoints.close()
@@ -287,6 +299,7 @@ class DetectorService:
         while not stop.is_set():
             t0 = self.clock()
             msgs = self._consumer.consume(num_messages=s.max_batch, timeout=s.poll_timeout_s)
+            self._raise_failure()  # recorded by a rebalance callback inside `consume`
             now = t1 = self.clock()
             with self.lock:
                 if msgs:
@@ -316,8 +329,11 @@ class DetectorService:
             if reload_due.due(now):
                 self._reload_specs()
             self._heartbeat = now
-            if self._failure is not None:
-                raise ServiceError(str(self._failure)) from self._failure
+            self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise ServiceError(str(self._failure)) from self._failure
 
     def _handle(self, msgs: list[Any]) -> None:
         by_tp: dict[tuple[str, int], list[ConsumedRecord]] = {}
@@ -326,7 +342,7 @@ class DetectorService:
             if err is not None:
                 failure = reported_error(err, "Kafka consumer")
                 if isinstance(failure, GiveUp):
-                    self._failure = failure
+                    self._failure = self._failure or failure
                     return
                 if failure is not None:
                     _log.warning("%s", failure)
@@ -423,8 +439,10 @@ class DetectorService:
             try:
                 self._producer.produce(topic, value=value, key=key, **kwargs)
                 return
-            except BufferError:
+            except BufferError:  # librdkafka's queue is full: let it drain
                 self._producer.poll(0.05)
+            except KafkaException as e:  # the producer is fenced or failed: stop
+                self._give_up(str(kafka_error(e, f"producing to {topic}")), e)
 
     # --- checkpoints and transactions --------------------------------------------------
 
@@ -444,7 +462,7 @@ class DetectorService:
         try:
             self._producer.abort_transaction(30.0)
         except Exception as e:  # nothing is left to try: the producer is unusable
-            raise self._give_up(f"cannot abort the Kafka transaction: {e}", e) from e
+            self._give_up(f"cannot abort the Kafka transaction: {e}", e)
         self._pending_results.clear()
         self._producer.begin_transaction()
         self.shards.clear()
@@ -494,7 +512,7 @@ class DetectorService:
                 )
             self._retry("commit_transaction", lambda: self._producer.commit_transaction(30.0))
         except GiveUp as e:
-            raise self._give_up(f"Kafka transaction failed: {e}", e) from e
+            self._give_up(f"Kafka transaction failed: {e}", e)
         for p, gen_chunks in written.items():
             ckpt.generations[p] = gen_chunks
             self.shards[p].dirty = False
@@ -521,12 +539,14 @@ class DetectorService:
                     raise GiveUp(f"{e} (after {attempts} attempts)") from e
                 _log.warning("%s; retrying", e)
 
-    def _give_up(self, message: str, cause: BaseException) -> ServiceError:
-        """Record why the service stops (/healthz shows it) and return the error to raise."""
+    def _give_up(self, message: str, cause: BaseException) -> NoReturn:
+        """Record why the service stops (/healthz shows it) and raise it as the one-line
+        `ServiceError` of the entry point, chained: ServiceError <- GiveUp <- `cause`."""
         failure = GiveUp(message)
         failure.__cause__ = cause
-        self._failure = failure
-        return ServiceError(message)
+        if self._failure is None:  # the first one is the news; later ones follow from it
+            self._failure = failure
+        raise ServiceError(message) from failure
 
     def _load_shards(self, partitions: list[int]) -> dict[int, ShardState]:
         """Shard states from their checkpoints (fresh ones where there is none)."""
@@ -575,7 +595,9 @@ class DetectorService:
                 consumer.assign(partitions)
                 _log.info("assigned partitions %s", wanted)
             except Exception as e:  # an exception in a librdkafka callback is lost otherwise
-                self._give_up(f"partition assignment failed: {e}", e)
+                if self._failure is None:
+                    self._failure = GiveUp(f"partition assignment failed: {e}")
+                    self._failure.__cause__ = e
                 _log.exception("partition assignment failed")
                 consumer.assign([])
 

@@ -28,6 +28,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 
 from driftwarden.errors import ExternalError, GiveUp, RetryLater
+from driftwarden.kafka import AUTH_ERRORS
 
 __all__ = ["AbortTransaction", "kafka_boundary", "kafka_error", "reported_error"]
 
@@ -58,6 +59,8 @@ def reported_error(err: KafkaError, what: str) -> ExternalError | None:
     of a partition, which is no error at all."""
     if err.code() == KafkaError._PARTITION_EOF:
         return None
+    if err.name() in AUTH_ERRORS:  # refused credentials or a missing ACL: no retry loop
+        return GiveUp(f"{what}: {err}")
     return GiveUp(f"{what}: {err}") if err.fatal() else RetryLater(f"{what}: {err}")
 
 

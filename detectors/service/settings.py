@@ -9,7 +9,7 @@ from pathlib import Path
 
 from driftwarden.errors import DriftwardenError
 from driftwarden.flags import Flag
-from driftwarden.kafka import DEFAULT_TOPIC_PREFIX, Topics
+from driftwarden.kafka import DEFAULT_TOPIC_PREFIX, KafkaSecurity, Topics
 
 __all__ = ["FLAGS", "ServiceSettings"]
 
@@ -29,6 +29,10 @@ class ServiceSettings:
     """Stable name of this replica (the pod name): its Kafka transactional id is
     <group_id>.<instance_id>, so a restarted replica fences its predecessor's open
     transaction at once instead of waiting `transaction_timeout_s`."""
+
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    """TLS / SASL towards Kafka (the --kafka-* flags, driftwarden.kafka; PLAINTEXT by
+    default). The ACLs this service needs are listed in docs/security.md."""
 
     # --- HTTP ------------------------------------------------------------------------------
     metrics_port: int = 9108

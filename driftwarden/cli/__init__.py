@@ -54,6 +54,9 @@ lazy_command(
     "dashboards", "driftwarden.cli.dashboards:app", "Grafana dashboards: export and upload."
 )
 lazy_command(
+    "canary", "driftwarden.cli.canary:app", "The canary controller: step-by-step rollouts."
+)
+lazy_command(
     "injector",
     "driftwarden.cli.injector:app",
     "The admission webhook that injects the collector sidecar.",
@@ -63,7 +66,10 @@ lazy_command(
     "driftwarden.cli.trigger:app",
     "The retrain trigger: Alertmanager webhook to retraining Jobs, with lineage.",
 )
-lazy_command("dataset", "driftwarden.cli.dataset:app", "Training data: predictions joined to labels.")
+lazy_command(
+    "dataset", "driftwarden.cli.dataset:app", "Training data: predictions joined to labels."
+)
+lazy_command("topics", "driftwarden.cli.topics:app", "Kafka topics of the stack: create them.")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,7 +13,9 @@ from pathlib import Path
 import typer
 
 from collector.settings import CollectorSettings as _Defaults
+from driftwarden.cli._kafka import with_kafka_security
 from driftwarden.errors import DriftwardenError
+from driftwarden.kafka import KafkaSecurity
 
 # Defaults are stated once, on `CollectorSettings` (this module is imported only when
 # `driftwarden collector ...` runs: see driftwarden/cli/_lazy.py).
@@ -46,6 +48,7 @@ def _rate(text: str) -> float:
 
 
 @app.command("run")
+@with_kafka_security
 def run(
     model: str = typer.Option(
         ..., "--model", envvar="DRIFTWARDEN_MODEL", help="Model name (the Kafka record key)."
@@ -117,10 +120,25 @@ def run(
         envvar="DRIFTWARDEN_CONFIG",
         help="YAML: json field paths, redaction, topic prefix, routes, spool and delivery tuning.",
     ),
+    feedback_token_file: Path = typer.Option(
+        None,
+        "--feedback-token-file",
+        envvar="DRIFTWARDEN_FEEDBACK_TOKEN_FILE",
+        help="Bearer token(s), one per line, required on /v1/feedback (re-read on change). "
+        "Unset: feedback only from inside the pod (127.0.0.1).",
+    ),
+    feedback_open: bool = typer.Option(
+        False,
+        "--feedback-open",
+        envvar="DRIFTWARDEN_FEEDBACK_OPEN",
+        help="Accept feedback from anyone reaching the admin port (trusted networks only).",
+    ),
     log_level: str = typer.Option("info", "--log-level", envvar="DRIFTWARDEN_LOG_LEVEL"),
     log_format: str = typer.Option(
         "text", "--log-format", envvar="DRIFTWARDEN_LOG_FORMAT", help="json or text."
     ),
+    *,
+    kafka_security: KafkaSecurity,
 ) -> None:
     """Proxy a model server, capture its predictions and stream them to Kafka."""
     from driftwarden.logs import configure_logging
@@ -172,6 +190,9 @@ def run(
         spool_dir=spool_dir,
         config=cfg,
         meta={k: v for k, v in meta.items() if v},
+        kafka_security=kafka_security,
+        feedback_token_file=feedback_token_file,
+        feedback_open=feedback_open,
     )
     from collector.service import run_collector, tracer_provider_for
 

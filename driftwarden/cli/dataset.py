@@ -10,13 +10,15 @@ from pathlib import Path
 
 import typer
 
+from driftwarden.cli._kafka import with_kafka_security
 from driftwarden.errors import DriftwardenError
-from driftwarden.kafka import DEFAULT_TOPIC_PREFIX
+from driftwarden.kafka import DEFAULT_TOPIC_PREFIX, KafkaSecurity
 
 app = typer.Typer(help="Training data from the captured predictions.", no_args_is_help=True)
 
 
 @app.command("export")
+@with_kafka_security
 def export(
     model: str = typer.Option(..., "--model", "-m", envvar="DRIFTWARDEN_MODEL", help="Model name."),
     since: str = typer.Option(
@@ -43,6 +45,8 @@ def export(
     timeout: float = typer.Option(
         60.0, min=1.0, envvar="DRIFTWARDEN_TIMEOUT", help="Seconds to read the topics in."
     ),
+    *,
+    kafka_security: KafkaSecurity,
 ) -> None:
     """Join the model's predictions since SINCE to their labels and write a training file."""
     from driftwarden.errors import ExternalError
@@ -57,12 +61,13 @@ def export(
         since_s=parse_duration(since),
         bootstrap=bootstrap,
         topic_prefix=topic_prefix,
-        ttl_s=ttl if ttl is not None else (
-            model_spec.labels.join_ttl_s if model_spec is not None else 86_400.0
-        ),
+        ttl_s=ttl
+        if ttl is not None
+        else (model_spec.labels.join_ttl_s if model_spec is not None else 86_400.0),
         keep_unlabelled=keep_unlabelled,
         timeout_s=timeout,
         spec=model_spec,
+        kafka_security=kafka_security,
     )
     try:
         report = export_dataset(settings, output)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import typer
 
+from driftwarden.cli._kafka import with_kafka_security
 from driftwarden.errors import DriftwardenError
-from driftwarden.kafka import DEFAULT_TOPIC_PREFIX
+from driftwarden.kafka import DEFAULT_TOPIC_PREFIX, KafkaSecurity
 from driftwarden.logs import LogFormat
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ def _namespaces(text: str) -> tuple[str, ...]:
 
 
 @app.command("run")
+@with_kafka_security
 def run(
     policies: Path = typer.Option(
         ..., envvar="DRIFTWARDEN_POLICIES", help="Folder of retrain policy files (*.yaml)."
@@ -82,6 +84,8 @@ def run(
     log_format: LogFormat = typer.Option(
         "text", envvar="DRIFTWARDEN_LOG_FORMAT", help="json or text."
     ),
+    *,
+    kafka_security: KafkaSecurity,
 ) -> None:
     """Receive Alertmanager notifications and launch retraining Jobs per the policies."""
     from driftwarden.logs import configure_logging
@@ -96,6 +100,7 @@ def run(
         host=host,
         port=port,
         bootstrap=bootstrap or None,
+        kafka_security=kafka_security,
         topic_prefix=topic_prefix,
         max_in_flight=max_in_flight,
         max_body_bytes=max_body_bytes,
@@ -127,6 +132,7 @@ def validate(
 
 
 @app.command("history")
+@with_kafka_security
 def history(
     model: str = typer.Option(..., "--model", "-m", help="Model name."),
     bootstrap: str = typer.Option(
@@ -137,6 +143,8 @@ def history(
     ),
     output_format: str = typer.Option("table", "--format", help="table or json."),
     timeout: float = typer.Option(10.0, help="Seconds to wait for Kafka."),
+    *,
+    kafka_security: KafkaSecurity,
 ) -> None:
     """Show a model's lineage: alerts, decisions, Jobs, artifacts, rollouts, oldest first."""
     from datetime import UTC, datetime
@@ -149,7 +157,9 @@ def history(
     if output_format not in ("table", "json"):
         raise DriftwardenError(f"--format: {output_format!r} is not one of table, json")
     try:
-        events = LineageLog(bootstrap, lineage_topic(topic_prefix)).history(model, timeout=timeout)
+        events = LineageLog(
+            bootstrap, lineage_topic(topic_prefix), security=kafka_security
+        ).history(model, timeout=timeout)
     except RetryLater as e:
         raise DriftwardenError(f"--bootstrap {bootstrap}: {e}") from e
     if output_format == "json":

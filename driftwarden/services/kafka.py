@@ -6,6 +6,12 @@ run from Apache's own jars (fetched from Maven Central by scripts/install-servic
     broker.create_topic("t", partitions=3)
     broker.kill(); broker.restart()  # outage and recovery: same port, same data
     broker.stop()
+
+With `sasl_ssl=True` the broker also listens on a SASL_SSL port (`secure_bootstrap`) with
+a generated CA and broker certificate (PEM keystore), SCRAM-SHA-512/256 and PLAIN, and
+Kafka's StandardAuthorizer: on that port a user can do only what its ACLs allow
+(`add_scram_user`, `grant`). The PLAINTEXT port stays the operator's (ANONYMOUS is a super
+user there, as the controller listener needs), so fixtures create topics as before.
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -114,6 +122,100 @@ def render_server_properties(
     return "\n".join(lines) + "\n"
 
 
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+
+
+@dataclass(frozen=True)
+class BrokerTls:
+    """The files of the SASL_SSL listener: the CA clients trust, and the broker's PEM
+    keystore (private key + certificate, for 127.0.0.1 and localhost)."""
+
+    ca_file: Path
+    ca_key_file: Path
+    keystore_file: Path
+
+
+def write_broker_tls(directory: Path, host: str = LOOPBACK) -> BrokerTls:
+    """Generate a CA and a broker certificate signed by it into `directory` (kept when it
+    already holds them, so a restarted broker keeps its certificate)."""
+    from driftwarden.services.kubernetes import issue_serving_cert, new_ca
+
+    tls = BrokerTls(
+        ca_file=directory / "ca.crt",
+        ca_key_file=directory / "ca.key",
+        keystore_file=directory / "broker.pem",
+    )
+    if tls.keystore_file.exists() and tls.ca_file.exists():
+        return tls
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = new_ca("driftwarden-kafka-test-ca")
+    broker = issue_serving_cert(ca, "kafka", ips=(host,), dns_names=("localhost",))
+    for path, data in (
+        (tls.ca_key_file, ca.key_pem),
+        (tls.keystore_file, broker.key_pem + broker.cert_pem),
+        (tls.ca_file, ca.cert_pem),
+    ):
+        path.write_bytes(data)
+        path.chmod(0o600)
+    return tls
+
+
+def issue_client_cert_files(tls: BrokerTls, directory: Path, name: str) -> tuple[Path, Path]:
+    """A TLS client certificate for `name` signed by the broker's CA: (cert, key) files."""
+    from driftwarden.services.kubernetes import CertKey, issue_client_cert
+
+    ca = CertKey(tls.ca_file.read_bytes(), tls.ca_key_file.read_bytes())
+    issued = issue_client_cert(ca, name)
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    cert.write_bytes(issued.cert_pem)
+    key.write_bytes(issued.key_pem)
+    key.chmod(0o600)
+    return cert, key
+
+
+def sasl_ssl_properties(
+    *,
+    broker_port: int,
+    controller_port: int,
+    secure_port: int,
+    tls: BrokerTls,
+    plain_users: Mapping[str, str],
+    host: str = LOOPBACK,
+) -> dict[str, str | int]:
+    """`server.properties` entries adding a SASL_SSL listener with ACLs (StandardAuthorizer).
+
+    SCRAM users live in the cluster metadata (`add_scram_user`); PLAIN users are fixed in
+    the listener's JAAS entry. The operator's PLAINTEXT and CONTROLLER listeners map to the
+    ANONYMOUS principal, which is a super user (KRaft controllers and the broker talk as it).
+    """
+    plain = " ".join(f'user_{name}="{pw}"' for name, pw in sorted(plain_users.items()))
+    prefix = "listener.name.sasl_ssl"
+    return {
+        "listeners": f"PLAINTEXT://{host}:{broker_port},CONTROLLER://{host}:{controller_port},"
+        f"SASL_SSL://{host}:{secure_port}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{broker_port},SASL_SSL://{host}:{secure_port}",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,"
+        "SASL_SSL:SASL_SSL",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN",
+        f"{prefix}.scram-sha-512.sasl.jaas.config": "org.apache.kafka.common.security.scram."
+        "ScramLoginModule required;",
+        f"{prefix}.scram-sha-256.sasl.jaas.config": "org.apache.kafka.common.security.scram."
+        "ScramLoginModule required;",
+        f"{prefix}.plain.sasl.jaas.config": "org.apache.kafka.common.security.plain."
+        f"PlainLoginModule required {plain};",
+        f"{prefix}.ssl.keystore.type": "PEM",
+        f"{prefix}.ssl.keystore.location": str(tls.keystore_file),
+        f"{prefix}.ssl.truststore.type": "PEM",
+        f"{prefix}.ssl.truststore.location": str(tls.ca_file),
+        # a client certificate is checked when sent (mutual TLS), not required
+        f"{prefix}.ssl.client.auth": "requested",
+        "authorizer.class.name": STANDARD_AUTHORIZER,
+        "super.users": "User:ANONYMOUS",
+        "allow.everyone.if.no.acl.found": "false",
+    }
+
+
 def kafka_libs_dir(libs_dir: Path | str | None = None) -> Path:
     """The folder of Kafka jars: the argument, else $DRIFTWARDEN_KAFKA_LIBS, else
     `.cache/kafka/libs` in the repository. ServiceError when it holds no broker jar."""
@@ -188,6 +290,9 @@ class KafkaBroker:
         extra_properties: Mapping[str, str | int] | None = None,
         detach: bool = False,
         start_timeout: float = 90.0,
+        sasl_ssl: bool = False,
+        secure_port: int | None = None,
+        plain_users: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
@@ -207,10 +312,25 @@ class KafkaBroker:
         #: Seconds the last `start()` / `restart()` took, format included.
         self.startup_seconds: float | None = None
         self._process: ManagedProcess | None = None
+        #: SASL_SSL listener (None when `sasl_ssl` is off); see `secure_bootstrap`.
+        self.secure_port: int | None = None
+        self.tls: BrokerTls | None = None
+        self.plain_users = dict(plain_users or {})
+        if sasl_ssl:
+            self.secure_port = secure_port or free_port()
+            while self.secure_port in (self.port, self.controller_port):
+                self.secure_port = free_port()
 
     @property
     def bootstrap(self) -> str:
         return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def secure_bootstrap(self) -> str:
+        """127.0.0.1:PORT of the SASL_SSL listener (ServiceError when it has none)."""
+        if self.secure_port is None:
+            raise ServiceError("this broker was started without sasl_ssl=True")
+        return f"{LOOPBACK}:{self.secure_port}"
 
     @property
     def pid(self) -> int | None:
@@ -235,14 +355,28 @@ class KafkaBroker:
     def format_storage(self) -> None:
         """Write server.properties and format the KRaft storage (only once per data dir)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        extra = dict(self.extra_properties)
+        if self.secure_port is not None:
+            self.tls = write_broker_tls(self.data_dir / "tls")
+            extra = {
+                **sasl_ssl_properties(
+                    broker_port=self.port,
+                    controller_port=self.controller_port,
+                    secure_port=self.secure_port,
+                    tls=self.tls,
+                    plain_users=self.plain_users,
+                ),
+                **extra,
+            }
         self.properties_path.write_text(
             render_server_properties(
                 broker_port=self.port,
                 controller_port=self.controller_port,
                 log_dir=self.storage_dir,
-                extra=self.extra_properties,
+                extra=extra,
             )
         )
+        self.properties_path.chmod(0o600)  # PLAIN users' passwords
         if (self.storage_dir / "meta.properties").exists():
             return
         args = [
@@ -350,6 +484,96 @@ class KafkaBroker:
                 return
             time.sleep(0.1)
         raise ServiceError(f"topic {name!r} on {self.bootstrap} has no leaders after {timeout}s")
+
+    # --- users and ACLs (SASL_SSL listener) ---------------------------------------------
+
+    def add_scram_user(
+        self,
+        name: str,
+        password: str | None = None,
+        *,
+        mechanism: str = "SCRAM-SHA-512",
+        timeout: float = 30.0,
+    ) -> str:
+        """Create (or change the password of) SCRAM user `name` through the admin API;
+        returns the password (a random one when None)."""
+        from confluent_kafka.admin import (
+            ScramCredentialInfo,
+            ScramMechanism,
+            UserScramCredentialUpsertion,
+        )
+
+        password = password or secrets.token_urlsafe(24)
+        mech = {
+            "SCRAM-SHA-512": ScramMechanism.SCRAM_SHA_512,
+            "SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256,
+        }[mechanism]
+        upsert = UserScramCredentialUpsertion(
+            name, ScramCredentialInfo(mech, 4096), password.encode()
+        )
+        admin = self._admin()  # kept referenced until the futures resolve
+        futures = admin.alter_user_scram_credentials([upsert], request_timeout=timeout)
+        try:
+            futures[name].result(timeout)
+        except Exception as e:
+            raise ServiceError(f"cannot create SCRAM user {name!r}: {e}") from None
+        self._wait_scram_user(name, timeout)
+        return password
+
+    def _wait_scram_user(self, name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                admin = self._admin()
+                found = admin.describe_user_scram_credentials([name])[name].result(5)
+                if found.scram_credential_infos:
+                    return
+            except Exception:
+                pass
+            time.sleep(0.1)
+        raise ServiceError(f"SCRAM user {name!r} not visible after {timeout}s")
+
+    def grant(
+        self,
+        user: str,
+        resource: str,
+        name: str,
+        operations: Iterable[str],
+        *,
+        prefixed: bool = False,
+        timeout: float = 30.0,
+    ) -> None:
+        """Allow `User:<user>` the `operations` ("read", "write", "describe", "create", ...)
+        on the `resource` ("topic", "group", "transactional_id", "cluster") called `name`
+        (every name starting with it when `prefixed`)."""
+        from confluent_kafka.admin import (
+            AclBinding,
+            AclOperation,
+            AclPermissionType,
+            ResourcePatternType,
+            ResourceType,
+        )
+
+        pattern = ResourcePatternType.PREFIXED if prefixed else ResourcePatternType.LITERAL
+        bindings = [
+            AclBinding(
+                ResourceType[resource.upper()],
+                name,
+                pattern,
+                f"User:{user}",
+                "*",
+                AclOperation[op.upper()],
+                AclPermissionType.ALLOW,
+            )
+            for op in operations
+        ]
+        admin = self._admin()  # kept referenced until the futures resolve
+        futures = admin.create_acls(bindings, request_timeout=timeout)
+        for binding, future in futures.items():
+            try:
+                future.result(timeout)
+            except Exception as e:
+                raise ServiceError(f"cannot create ACL {binding}: {e}") from None
 
     def stop(self, timeout: float = 15.0) -> None:
         """Graceful shutdown (SIGTERM), SIGKILL after `timeout` seconds. Idempotent."""

@@ -48,11 +48,17 @@ __all__ = ["Controller", "ControllerMetrics", "plan_lines"]
 
 log = logging.getLogger(__name__)
 
+#: Tries of the guarded state write when the Deployment's resourceVersion moved meanwhile.
+WRITE_ATTEMPTS = 5
+
 
 class Kube(Protocol):
     def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def create_deployment(self, manifest: dict[str, Any]) -> bool: ...
     def patch_deployment(self, namespace: str, name: str, patch: Any) -> None: ...
+    def annotate_deployment(
+        self, namespace: str, name: str, annotations: dict[str, str], resource_version: str
+    ) -> bool: ...
     def delete_deployment(self, namespace: str, name: str) -> bool: ...
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> None: ...
     def emit_event(self, namespace: str, deployment: str, **kwargs: Any) -> bool: ...
@@ -135,6 +141,11 @@ class Controller:
         self._states: dict[str, RolloutState] = {}
         self._states_lock = threading.Lock()
         self.metrics = ControllerMetrics(registry, self.states)
+        # Every outcome's series exists from the start at 0, so the first rollback is an
+        # increase Prometheus can see (DriftwardenCanaryRolledBack), not a series born at 1.
+        for model in self.policies:
+            for outcome in (Phase.PROMOTED.value, Phase.ROLLED_BACK.value):
+                self.metrics.rollouts.labels(model, outcome)
 
     # --- public -------------------------------------------------------------------------
 
@@ -376,22 +387,24 @@ class Controller:
         return state
 
     def _write(self, ctx: _Ctx, before: RolloutState | None, state: RolloutState) -> None:
-        stable = self._require_stable(ctx)
-        meta = stable.get("metadata") or {}
-        stored = sm.from_annotations(meta.get("annotations"))
-        if not _same(stored, before):
-            raise RetryLater(
-                f"rollout of {ctx.policy.model} changed under us"
-                f" ({_brief(before)} expected, {_brief(stored)} stored)"
-            )
-        patch = {
-            "metadata": {
-                "resourceVersion": meta.get("resourceVersion"),
-                "annotations": sm.to_annotations(state),
-            }
-        }
-        self.kube.patch_deployment(ctx.namespace, ctx.name, patch)
-        self._remember(state)
+        # The Deployment controller's status updates move the resourceVersion often: on a
+        # 409 re-read, and write if the stored rollout is still `before`.
+        for _ in range(WRITE_ATTEMPTS):
+            stable = self._require_stable(ctx)
+            meta = stable.get("metadata") or {}
+            stored = sm.from_annotations(meta.get("annotations"))
+            if not _same(stored, before):
+                raise RetryLater(
+                    f"rollout of {ctx.policy.model} changed under us"
+                    f" ({_brief(before)} expected, {_brief(stored)} stored)"
+                )
+            annotations = sm.to_annotations(state)
+            if self.kube.annotate_deployment(
+                ctx.namespace, ctx.name, annotations, meta.get("resourceVersion", "")
+            ):
+                self._remember(state)
+                return
+        raise RetryLater(f"Deployment {ctx.namespace}/{ctx.name} kept changing; state not written")
 
     def _announce(self, ctx: _Ctx, state: RolloutState) -> RolloutState:
         reason, message, warning = state.note

@@ -84,6 +84,22 @@ class KubeRollouts:
             lambda: self._apps.patch_namespaced_deployment(name, namespace, patch),
         )
 
+    def annotate_deployment(
+        self, namespace: str, name: str, annotations: dict[str, str], resource_version: str
+    ) -> bool:
+        """Set annotations only on that resourceVersion; False when the object has moved on
+        (409: re-read and decide again), True when written."""
+        body = {"metadata": {"resourceVersion": resource_version, "annotations": annotations}}
+        try:
+            self._apps.patch_namespaced_deployment(name, namespace, body)
+        except ApiException as e:
+            if e.status == 409:
+                return False
+            raise _map(e, f"annotate Deployment {namespace}/{name}") from e
+        except _TRANSIENT as e:
+            raise _map(e, f"annotate Deployment {namespace}/{name}") from e
+        return True
+
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
         self.patch_deployment(namespace, name, {"spec": {"replicas": replicas}})
 

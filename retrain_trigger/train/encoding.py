@@ -73,10 +73,15 @@ def _aliases(key: str) -> list[Any]:
     return [v] if math.isfinite(v) else []
 
 
+#: Below this many values a dict lookup beats building a pandas Index for the batch (a
+#: model server's request is a few rows; a training set is many).
+_SMALL_BATCH = 64
+
+
 class _Lookup:
     """Vectorised value -> code (1-based; 0 = missing/unseen) for one vocabulary."""
 
-    __slots__ = ("codes", "index")
+    __slots__ = ("codes", "index", "table")
 
     def __init__(self, vocabulary: Sequence[str]) -> None:
         table: dict[Any, int] = {}
@@ -86,10 +91,14 @@ class _Lookup:
             for alias in _aliases(key):
                 # 1 == 1.0 == True in Python: the first key claiming a value keeps it.
                 table.setdefault(alias, code)
+        self.table = table
         self.index = pd.Index(list(table), dtype=object)
         self.codes = np.fromiter(table.values(), dtype=np.int64, count=len(table))
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
+        if values.shape[0] < _SMALL_BATCH:
+            get = self.table.get
+            return np.fromiter((get(v, 0) for v in values.tolist()), np.int64, values.shape[0])
         pos = self.index.get_indexer(values)
         out = np.zeros(pos.shape[0], dtype=np.int64)
         hit = pos >= 0
@@ -202,6 +211,10 @@ class FeatureEncoder:
         """Embedding sizes: the vocabulary plus the missing/unseen slot 0."""
         return [len(self.vocabularies[n]) + 1 for n in self.categorical]
 
+    def __post_init__(self) -> None:
+        self._mean_arr = np.asarray(self.means, dtype=np.float64)
+        self._std_arr = np.maximum(np.asarray(self.stds, dtype=np.float64), _STD_FLOOR)
+
     def _lookup(self, name: str) -> _Lookup:
         lookup = self._lookups.get(name)
         if lookup is None:
@@ -210,13 +223,15 @@ class FeatureEncoder:
 
     def transform(self, columns: Mapping[str, Any] | pd.DataFrame) -> EncodedFeatures:
         n = _length(columns)
-        num = np.zeros((n, len(self.numerical)), dtype=np.float32)
-        for j, name in enumerate(self.numerical):
-            x = _as_float(_column(columns, name, n), name)
+        xs = [_as_float(_column(columns, name, n), name) for name in self.numerical]
+        for name, x in zip(self.numerical, xs, strict=True):
             if x.shape != (n,):
                 raise EncodingError(f"feature {name!r}: expected one number per row")
-            z = (x - self.means[j]) / max(self.stds[j], _STD_FLOOR)
-            num[:, j] = np.where(np.isfinite(z), z, 0.0)
+        if xs:
+            z = (np.stack(xs, axis=1) - self._mean_arr) / self._std_arr
+            num = np.where(np.isfinite(z), z, 0.0).astype(np.float32)
+        else:
+            num = np.zeros((n, 0), dtype=np.float32)
         cat = np.zeros((n, len(self.categorical)), dtype=np.int64)
         for j, name in enumerate(self.categorical):
             values = _as_objects(_column(columns, name, n))

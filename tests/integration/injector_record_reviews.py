@@ -112,8 +112,10 @@ def test_record(k8s: Any, admission_webhook: Any) -> None:
                     },
                 )
                 request = hook.wait_for(
-                    lambda r, app=labels["app"]: r["kind"]["kind"] == "Pod"
-                    and r["object"]["metadata"].get("labels", {}).get("app") == app,
+                    lambda r, app=labels["app"]: (
+                        r["kind"]["kind"] == "Pod"
+                        and r["object"]["metadata"].get("labels", {}).get("app") == app
+                    ),
                     timeout=60,
                 )
                 review = {

@@ -219,7 +219,7 @@ def event_reasons(k8s, ns: str) -> list[str]:
         events = k8s_client.CoreV1Api(api).list_namespaced_event(
             ns, field_selector=f"involvedObject.kind=Deployment,involvedObject.name={MODEL}"
         )
-    return sorted(e.reason for e in events.items)
+    return sorted(e.reason for e in events.items if e.reason.startswith("Canary"))
 
 
 def stored_state(k8s, ns: str) -> sm.RolloutState | None:
@@ -264,7 +264,7 @@ def test_rollout_promoted_with_a_kill_at_every_write(k8s, world, kafka) -> None:
                 what="canary pods Running",
             )
             saw_canary_running = True
-        if state is not None and state.phase is Phase.PROMOTED:
+        if state is not None and state.phase is Phase.PROMOTED and state.announced:
             break
         time.sleep(0.3)
 

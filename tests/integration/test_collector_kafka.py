@@ -233,7 +233,7 @@ def test_sampling_by_request_id(kafka: KafkaBroker, model: ModelServer, tmp_path
 def test_feedback_endpoint_and_admin(
     kafka: KafkaBroker, model: ModelServer, tmp_path: Path
 ) -> None:
-    s = settings(kafka, model, tmp_path, spec=SPEC)
+    s = settings(kafka, model, tmp_path, spec=SPEC, version="v7")
     with CollectorThread(s) as c:
         assert post(c.admin_port, "/v1/feedback", {"id": "req-1", "label": 1}) == (
             202,
@@ -255,9 +255,9 @@ def test_feedback_endpoint_and_admin(
     assert status == 200
     text = metrics.decode()
     for name in (
-        'driftwarden_collector_requests_total{code="200",model="credit"} 1.0',
-        'driftwarden_collector_request_duration_seconds_count{model="credit"} 1.0',
-        'driftwarden_collector_overhead_seconds_count{model="credit"} 1.0',
+        'driftwarden_collector_requests_total{code="200",model="credit",version="v7"} 1.0',
+        'driftwarden_collector_request_duration_seconds_count{model="credit",version="v7"} 1.0',
+        'driftwarden_collector_overhead_seconds_count{model="credit",version="v7"} 1.0',
         'driftwarden_collector_events_sent_total{model="credit"} 4.0',  # 3 labels + 1 prediction
         "driftwarden_collector_spool_bytes 0.0",
     ):

@@ -1,8 +1,12 @@
-"""Every panel query of every dashboard, evaluated by a real Prometheus that scrapes a real
-detectors process (fed with drifted data, bad data and labels through real Kafka) and a
-real collector process (proxying a model server), with the generated recording rules
-loaded. Template variables are resolved as Grafana does (`label_values` through the
-Prometheus API) and substituted; every query must return data.
+"""Every panel query of every dashboard, evaluated by a real Prometheus.
+
+The four monitoring dashboards: Prometheus scrapes a real detectors process (fed with
+drifted data, bad data and labels through real Kafka) and a real collector process
+(proxying a model server), with the generated recording rules loaded. The retraining
+dashboard: Prometheus scrapes the real retrain trigger and the real canary controller's
+registry, driven through real decisions, Jobs and rollouts against the real API server.
+Template variables are resolved as Grafana does (`label_values` through the Prometheus
+API) and substituted; every query must return data.
 """
 
 from __future__ import annotations
@@ -17,16 +21,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry, start_http_server
 
 from alerts import load_config, render_rule_files
 from alerts.contract import substitute
-from dashboards import all_dashboards, panel_queries, variable_queries
+from dashboards import all_dashboards, panel_queries, retraining, variable_queries
 from driftwarden.services.http import request_json
 from driftwarden.services.ports import free_port
+from retrain_trigger.canary.controller import Controller
+from retrain_trigger.canary.kube import KubeRollouts
+from retrain_trigger.canary.machine import Phase, RolloutState
+from retrain_trigger.canary.prometheus import Analyzer, PrometheusClient
+from retrain_trigger.kube import api_client
+from retrain_trigger.lineage import LineageLog, lineage_topic
+from retrain_trigger.runner import TriggerService
+from tests.kits.canary import BAD, GOOD, SyntheticExporter
 from tests.kits.collector import ModelServer
 from tests.kits.detectors import ServiceProcess, SyntheticModel, produce
+from tests.kits.trigger import TriggerEnv, notification, trigger_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -157,6 +172,25 @@ def _label_values(prom_url: str, selector: str, label: str) -> list[str]:
     return list(answer["data"])
 
 
+def _unanswered(
+    prom: Any, doc: dict[str, Any], values: dict[str, str], deadline: float
+) -> tuple[list[str], dict[str, list[dict[str, Any]]]]:
+    """Evaluate every panel query of `doc` with `values` substituted, polling each until it
+    returns data or `deadline` passes: (the queries left without data, panel title/refId ->
+    the result)."""
+    missing: list[str] = []
+    results: dict[str, list[dict[str, Any]]] = {}
+    for q in panel_queries(doc):
+        expr = substitute(q.expr, values)
+        while not (result := prom.query(expr)):
+            if time.monotonic() > deadline:
+                missing.append(f"{doc['uid']} / {q.panel} / {q.ref_id}: {expr}")
+                break
+            time.sleep(0.5)
+        results[f"{q.panel}/{q.ref_id}"] = result
+    return missing, results
+
+
 def test_every_panel_query_returns_data(
     kafka: Any, prometheus_factory: Any, collector_process: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -226,6 +260,8 @@ def test_every_panel_query_returns_data(
         deadline = time.monotonic() + 60
         missing: list[str] = []
         for uid, doc in all_dashboards().items():
+            if uid == retraining.UID:  # fed by the trigger and canary: the test below
+                continue
             # Resolve the template variables the way Grafana does, in order.
             values: dict[str, str] = {}
             for var in variable_queries(doc):
@@ -241,16 +277,183 @@ def test_every_panel_query_returns_data(
                 pick = {"model": MODEL, "version": "v1"}[var.name]
                 assert pick in found, f"{uid}: {var.name}={pick} not in {found}"
                 values[var.name] = pick
-            for q in panel_queries(doc):
-                expr = substitute(q.expr, values)
-                while True:
-                    if prom.query(expr):
-                        break
-                    if time.monotonic() > deadline:
-                        missing.append(f"{uid} / {q.panel} / {q.ref_id}: {expr}")
-                        break
-                    time.sleep(0.5)
+            missing += _unanswered(prom, doc, values, deadline)[0]
         print(f"all panel queries answered after {time.monotonic() - t_start:.1f}s")
         assert not missing, "queries without data:\n" + "\n".join(missing)
     finally:
         detectors.stop()
+
+
+# --- Retraining and rollouts ------------------------------------------------------------------
+
+RETRAIN_NO_NODE = {"driftwarden.io/no-such-node": "x"}  # the Job's pod stays Pending
+
+
+def _post(svc: TriggerService, env: TriggerEnv, body: dict[str, Any]) -> str:
+    r = httpx.post(f"{svc.url}/v1/alertmanager", json=body, headers=env.headers(), timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()["decisions"][0]["decision"]
+
+
+def _finished_jobs(env: TriggerEnv) -> dict[str, tuple[str, str]]:
+    """model -> (outcome, version) of the Jobs the trigger has recorded as finished."""
+    done = {}
+    for job in env.jobs():
+        meta = job.metadata
+        outcome = (meta.annotations or {}).get("driftwarden.io/outcome")
+        if outcome:
+            done[meta.labels["driftwarden.io/model"]] = (
+                outcome,
+                meta.labels["driftwarden.io/version"],
+            )
+    return done
+
+
+def _roll(controller: Controller, model: str, until: Any, what: str) -> RolloutState:
+    deadline = time.monotonic() + 90
+    while True:
+        state = controller.reconcile(model)
+        if state is not None and until(state):
+            return state
+        assert time.monotonic() < deadline, f"{what}: last state {state}"
+        time.sleep(0.5)
+
+
+def test_retraining_dashboard_returns_data(
+    k8s: Any, kafka: Any, prometheus_factory: Any, tmp_path: Path
+) -> None:
+    """The real trigger (HTTP receiver, Job watcher, its /metrics) and the real canary
+    controller (its registry served over HTTP) against the real API server, with kwok running
+    the pods; the canary's analysis reads a real Prometheus scraping the synthetic canary/
+    stable request series of tests/kits/canary.py.
+
+    - fraud: alert -> Job -> Complete -> the controller picks the Job's version up, the
+      analysis fails it (bad error rate and latency) -> rolled back; then v2 (good) is
+      started by hand and left progressing after its first passed analysis;
+    - churn: its Job's pod never schedules -> a running Job;
+    - spam: its Job hits activeDeadlineSeconds -> a failed Job;
+    - the fraud alert again once its Job finished, then resolved -> decisions cooldown and
+      resolved.
+    """
+    t_start = time.monotonic()
+    env = trigger_env(k8s, tmp_path, kafka.bootstrap, models=("fraud", "churn", "spam"))
+    env.write_policy(
+        "fraud",
+        canary={
+            "steps": [25, 50, 100],
+            "check_interval_s": 2,
+            "step_deadline_s": 60,
+            "thresholds": {"min_requests": 30, "min_labelled_rows": 200},
+        },
+    )
+    env.write_policy("churn", trainer={"image": "img", "node_selector": RETRAIN_NO_NODE})
+    env.write_policy(
+        "spam",
+        active_deadline_seconds=2,
+        backoff_limit=0,
+        trainer={"image": "img", "node_selector": RETRAIN_NO_NODE},
+    )
+    synthetic = SyntheticExporter("fraud", {"v1": GOOD})
+    registry = CollectorRegistry()
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    kube = KubeRollouts(api_client(k8s.kubeconfig), [env.namespace])
+    lineage = LineageLog(kafka.bootstrap, lineage_topic(env.prefix), partitions=1)
+    try:
+        with env.service() as svc:
+            prom = prometheus_factory(
+                scrape_targets=[
+                    f"127.0.0.1:{svc.port}",
+                    f"127.0.0.1:{server.server_port}",
+                    synthetic.target,
+                ]
+            )
+            controller = Controller(
+                {"fraud": svc.policies["fraud"]},
+                kube,
+                Analyzer(PrometheusClient(prom.url)),
+                lineage,
+                registry,
+            )
+
+            for model in ("fraud", "churn", "spam"):
+                assert _post(svc, env, notification(model)) == "launched"
+            done = k8s.wait(
+                lambda: (d := _finished_jobs(env)).keys() >= {"fraud", "spam"} and d,
+                timeout=90,
+                what="the fraud Job Complete and the spam Job Failed",
+            )
+            assert done["fraud"][0] == "succeeded" and done["spam"][0] == "failed", done
+            # The same alert again after the Job finished; then the alert resolves.
+            assert _post(svc, env, notification("fraud")) == "cooldown"
+            assert _post(svc, env, notification("fraud", status="resolved")) == "resolved"
+
+            # The retrained version is bad: error rate and latency fail, it is rolled back.
+            retrained = done["fraud"][1]
+            synthetic.set(retrained, BAD)
+            prom.wait_for(f'driftwarden_collector_requests_total{{version="{retrained}"}}')
+            state = _roll(controller, "fraud", lambda s: s.phase.terminal, "rollback")
+            assert (state.version, state.phase) == (retrained, Phase.ROLLED_BACK), state
+            # A good v2, by hand, left running after its first analysis passed.
+            synthetic.set("v2", GOOD)
+            prom.wait_for('driftwarden_collector_requests_total{version="v2"}')
+            controller.start("fraud", version="v2", artifact="/artifacts/fraud/v2")
+            state = _roll(
+                controller,
+                "fraud",
+                lambda s: s.phase is Phase.PROGRESSING and s.analyses >= 1,
+                "the first analysis of v2",
+            )
+            assert {c.verdict.value for c in state.checks} == {"pass"}, state.checks
+
+            print(f"\nsetup done after {time.monotonic() - t_start:.1f}s")
+            doc = all_dashboards()[retraining.UID]
+            (var,) = variable_queries(doc)
+            found = _label_values(prom.url, var.selector, var.label)
+            assert {"fraud", "churn", "spam"} <= set(found), found
+            # 'All': the models are spread over the panels (churn runs, spam failed, fraud
+            # rolls out).
+            missing, results = _unanswered(prom, doc, {"model": ".*"}, time.monotonic() + 60)
+            print(f"all panel queries answered after {time.monotonic() - t_start:.1f}s")
+            assert not missing, "queries without data:\n" + "\n".join(missing)
+
+            def labels(key: str, label: str) -> set[str]:
+                return {r["metric"].get(label, "") for r in results[key]}
+
+            assert labels("Retrain Jobs finished, by outcome/A", "outcome") == {
+                "succeeded",
+                "failed",
+            }
+            rollouts = {
+                r["metric"]["outcome"]: float(r["value"][1])
+                for r in results["Rollouts finished, by outcome/A"]
+            }
+            # The controller creates both outcomes' series at 0, so the rollback is an increase.
+            assert rollouts.get("rolled_back", 0) > 0.5, rollouts
+            assert {"launched", "cooldown", "resolved"} <= labels(
+                "Retrain decisions per minute, by decision/A", "decision"
+            )
+            assert labels("Alerts received per minute, by status/A", "status") == {
+                "firing",
+                "resolved",
+            }
+            running = {
+                r["metric"]["model"]: float(r["value"][1])
+                for r in results["Retrain Jobs running/A"]
+            }
+            assert running.get("churn") == 1.0, running
+            weights = {
+                r["metric"]["model"]: float(r["value"][1]) for r in results["Canary weight/A"]
+            }
+            assert weights["fraud"] > 0, weights
+            checks = {
+                r["metric"]["check"]: float(r["value"][1])
+                for r in results["Canary check verdicts/A"]
+            }
+            assert checks and set(checks.values()) == {1.0}, checks
+    finally:
+        kube.close()
+        lineage.close()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        synthetic.close()

@@ -239,3 +239,68 @@ def test_metric_names_and_labels_are_the_catalogue(setup, kafka: KafkaBroker) ->
     assert detectors <= seen, detectors - seen
     health = urllib.request.urlopen(f"http://127.0.0.1:{service.metrics_port}/healthz", timeout=10)
     assert health.status == 200
+
+
+def test_a_replica_fenced_by_a_newer_one_gives_up_with_a_one_line_error(
+    kafka: KafkaBroker, tmp_path: Path
+) -> None:
+    """Two replicas with one instance id: the newer one fences the older one's transactional
+    producer and static group membership. The older one must stop (a fatal Kafka error is a
+    `GiveUp`), say why in /healthz, and raise a `ServiceError` chained to the `GiveUp`; the
+    newer one goes on committing."""
+    from driftwarden.errors import GiveUp, ServiceError
+
+    prefix = f"fen{uuid.uuid4().hex[:8]}"
+    for suffix in ("predictions", "feedback"):
+        kafka.create_topic(f"{prefix}.{suffix}", partitions=1)
+    model = SyntheticModel("churn", n_numerical=2, n_categorical=1, seed=7)
+    model.write(tmp_path / "specs", reference_rows=2000, window_rows=200)
+    settings = ServiceSettings(
+        specs=tmp_path / "specs",
+        bootstrap=kafka.bootstrap,
+        topic_prefix=prefix,
+        group_id=f"{prefix}-g",
+        instance_id="same",
+        metrics_port=0,
+        metrics_host="127.0.0.1",
+        checkpoint_interval_s=0.3,
+        transaction_timeout_s=10.0,
+    )
+    topic = f"{prefix}.predictions"
+    stream = model.stream(2000, seed=1).records()
+    stop_old, stop_new = threading.Event(), threading.Event()
+    old, old_thread = start_service(settings, stop_old)
+    new_thread = None
+    try:
+        produce(kafka.bootstrap, topic, stream[:500])
+        deadline = time.monotonic() + 60
+        while old.windows_committed < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert old.windows_committed >= 2, "the first replica committed no window"
+
+        new, new_thread = start_service(settings, stop_new)
+        produce(kafka.bootstrap, topic, stream[500:])
+        old_thread.join(60)
+        assert not old_thread.is_alive(), "the fenced replica kept running"
+        assert len(old_thread.error) == 1, old_thread.error
+        error = old_thread.error[0]
+        assert isinstance(error, ServiceError), repr(error)
+        assert isinstance(error.__cause__, GiveUp), repr(error.__cause__)
+        assert "FATAL" in str(error), str(error)
+        ok, detail = old.health()
+        assert not ok and detail["status"] == "failing"
+        assert detail["error"] == str(error)
+
+        deadline = time.monotonic() + 60
+        while new.windows_committed < 10 - old.windows_committed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # every window of the 2000 events is committed by one replica or the other
+        assert old.windows_committed + new.windows_committed >= 10
+        assert new.health()[0]
+    finally:
+        stop_old.set()
+        stop_new.set()
+        old_thread.join(30)
+        if new_thread is not None:
+            new_thread.join(30)
+    assert new_thread is not None and not new_thread.error, new_thread.error

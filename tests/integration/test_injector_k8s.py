@@ -34,7 +34,9 @@ TEST_LABEL = "driftwarden-test-injector"
 
 
 @contextlib.contextmanager
-def injector_process(folder: Path) -> Iterator[tuple[str, bytes, subprocess.Popen[bytes]]]:
+def injector_process(
+    folder: Path, *extra: str
+) -> Iterator[tuple[str, bytes, subprocess.Popen[bytes]]]:
     """`driftwarden injector run` on 127.0.0.1 with fresh certificates: (url, CA PEM, process)."""
     write_certs(make_certs(["localhost"], ["127.0.0.1"]), folder)
     port = free_port()
@@ -44,6 +46,7 @@ def injector_process(folder: Path) -> Iterator[tuple[str, bytes, subprocess.Pope
             *(sys.executable, "-m", "driftwarden", "injector", "run", "--host", "127.0.0.1"),
             *("--port", str(port), "--image", IMAGE, "--bootstrap", "kafka.dw:9092"),
             *("--cert-file", str(folder / "tls.crt"), "--key-file", str(folder / "tls.key")),
+            *extra,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -210,14 +213,15 @@ def test_annotated_pod_gets_the_sidecar_and_the_port(k8s: Any, injector: tuple[s
         discovery = k8s_client.DiscoveryV1Api(api)
 
         def port_of_credit() -> dict[str, int] | None:
-            slices = discovery.list_namespaced_endpoint_slice(
-                ns, label_selector="kubernetes.io/service-name=credit"
-            ).items
+            # Raw JSON: the client's model refuses a slice whose `endpoints` is still null.
+            raw = discovery.list_namespaced_endpoint_slice(
+                ns, label_selector="kubernetes.io/service-name=credit", _preload_content=False
+            )
             found = {}
-            for s in slices:
-                for e in s.endpoints or []:
-                    if e.target_ref is not None and s.ports:
-                        found[e.target_ref.name] = s.ports[0].port
+            for s in json.loads(raw.data)["items"]:
+                for e in s.get("endpoints") or []:
+                    if e.get("targetRef") and s.get("ports"):
+                        found[e["targetRef"]["name"]] = s["ports"][0]["port"]
             return found if {"credit", "plain"} <= set(found) else None
 
         ports = k8s.wait(port_of_credit, timeout=60, what="EndpointSlices of both pods")
@@ -280,3 +284,21 @@ def test_pods_are_admitted_with_the_injector_stopped_and_reported(k8s: Any, tmp_
             ns, field_selector=f"involvedObject.name=orphan,reason={EVENT_REASON}"
         ).items
         assert len(events) == 1
+
+    # The injector back, with its reconciler on: the orphan shows in its metrics.
+    with injector_process(
+        tmp_path / "again",
+        *("--reconcile-interval", "0.5", "--kubeconfig", str(k8s.kubeconfig)),
+        *("--namespace", "driftwarden"),
+    ) as (url, ca, _):
+        ctx = ssl.create_default_context(cadata=ca.decode())
+        line = f'driftwarden_injector_pods_missing_sidecar{{namespace="{ns}"}} 1.0'
+
+        def scraped() -> bool:
+            conn = http.client.HTTPSConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), context=ctx)
+            conn.request("GET", "/metrics")
+            text = conn.getresponse().read().decode()
+            conn.close()
+            return line in text
+
+        k8s.wait(scraped, timeout=30, what=f"{line} on the injector's /metrics")

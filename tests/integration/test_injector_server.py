@@ -7,6 +7,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -269,3 +270,26 @@ def test_cli_process_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
+
+
+def test_pipelined_requests_are_answered_in_order(injector: Any) -> None:
+    """Thousands of pipelined reviews sent before reading any answer: the server pauses
+    reading while its write buffer is full and resumes, answering every one, in order."""
+    n = 1500
+    bodies = [json.dumps(review(model_pod(OPT_IN), uid=f"p{i}")).encode() for i in range(n)]
+    data = b"".join(
+        b"POST /mutate HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%b" % (len(b), b)
+        for b in bodies
+    )
+    data += b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    with (
+        socket.create_connection(("127.0.0.1", injector.port), timeout=30) as raw,
+        _ctx(injector.ca_file).wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        tls.sendall(data)
+        out = bytearray()
+        while chunk := tls.recv(1 << 20):
+            out += chunk
+    uids = [m.decode() for m in re.findall(rb'"uid":"(p\d+)"', bytes(out))]
+    assert uids == [f"p{i}" for i in range(n)]
+    assert out.count(b"HTTP/1.1 200 OK") == n + 1

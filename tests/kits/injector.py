@@ -2,8 +2,8 @@
 Kubernetes name resolution rules the port takeover relies on, and an injector server
 running in a thread with fresh certificates.
 
-`review()` wraps a pod the way kube-apiserver 1.37 does (the recorded payloads in
-tests/unit/injector_reviews/ were captured from it; see `record_reviews` there).
+`review()` wraps a pod the way kube-apiserver 1.37 does (compare the payloads recorded
+from it in tests/unit/injector_reviews/ by tests/integration/injector_record_reviews.py).
 """
 
 from __future__ import annotations

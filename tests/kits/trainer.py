@@ -115,8 +115,14 @@ class ServerProcess:
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "retrain_trigger.serve",
-                "--artifact", str(self.artifact), "--port", str(self.port), *self.extra,
+                sys.executable,
+                "-m",
+                "retrain_trigger.serve",
+                "--artifact",
+                str(self.artifact),
+                "--port",
+                str(self.port),
+                *self.extra,
             ],
             cwd=ROOT,
             stdout=log,
@@ -205,7 +211,11 @@ def bench_server(artifact: Path, seconds: float, rows_per_request: int = 1) -> d
         url = f"{server.url}/v1/models/{demo.MODEL}:predict"
         asyncio.run(_load(url, body, 1.0, 8))  # warm-up
         done, errors = asyncio.run(_load(url, body, seconds, 16))
-    return {"requests_per_s": done / seconds, "errors": errors, "rows_per_request": rows_per_request}
+    return {
+        "requests_per_s": done / seconds,
+        "errors": errors,
+        "rows_per_request": rows_per_request,
+    }
 
 
 def main() -> None:

@@ -160,6 +160,23 @@ def test_example_authenticates_with_a_bearer_token_file_and_groups_by_model() ->
     assert "credentials" not in hook["http_config"]["authorization"]
 
 
+def test_example_webhook_url_is_a_route_the_trigger_serves() -> None:
+    """The example posts to the path the retrain trigger's receiver listens on (a wrong
+    path is a 404 on every notification: retraining silently never happens)."""
+    from urllib.parse import urlsplit
+
+    from prometheus_client import CollectorRegistry
+
+    from retrain_trigger.server import create_app
+
+    doc = yaml.safe_load((ALERTMANAGER_DIR / EXAMPLE_FILE).read_text())
+    receiver = next(r for r in doc["receivers"] if r["name"] == RETRAIN_RECEIVER)
+    (hook,) = receiver["webhook_configs"]
+    app = create_app(None, None, CollectorRegistry())  # type: ignore[arg-type]
+    posts = {r.path for r in app.routes if "POST" in getattr(r, "methods", ())}
+    assert urlsplit(hook["url"]).path in posts, (hook["url"], posts)
+
+
 def test_alertmanager_config_needs_exactly_one_token_source() -> None:
     with pytest.raises(ValueError, match="exactly one"):
         alertmanager_config("http://x/hook")

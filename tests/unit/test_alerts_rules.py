@@ -104,6 +104,17 @@ def test_every_alert_has_severity_summary_description_and_runbook() -> None:
         assert rule["for"], name
 
 
+def test_every_alert_has_its_runbook_section_in_the_docs() -> None:
+    """`runbook_url` points at `docs/alerts.md#<alertname in lower case>`: the section must
+    exist, and the alerts table must list the alert."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "alerts.md").read_text()
+    headings = {line.removeprefix("### ").strip() for line in docs.splitlines()}
+    rows = {line.split("|")[1].strip() for line in docs.splitlines() if line.startswith("| ")}
+    for name in _alerts(load_config()):
+        assert name in headings, f"docs/alerts.md has no '### {name}' runbook section"
+        assert name in rows, f"docs/alerts.md's alerts table has no row for {name}"
+
+
 def test_exactly_the_retraining_alerts_carry_the_retrain_action() -> None:
     for name, rule in _alerts(load_config()).items():
         has = rule["labels"].get("driftwarden_action") == "retrain"

@@ -109,7 +109,9 @@ class _Err:
     [
         ("MSG_SIZE_TOO_LARGE", GiveUp),
         ("_INVALID_ARG", GiveUp),
-        ("TOPIC_AUTHORIZATION_FAILED", GiveUp),
+        # a missing ACL is fixed by an operator: the events wait in the spool meanwhile
+        ("TOPIC_AUTHORIZATION_FAILED", RetryLater),
+        ("_AUTHENTICATION", RetryLater),
         ("_MSG_TIMED_OUT", RetryLater),
         ("_TRANSPORT", RetryLater),
         ("_PURGE_QUEUE", RetryLater),

@@ -195,7 +195,7 @@ def test_reject_counts_and_dead_letters() -> None:
 def test_metrics_are_read_at_scrape_time_with_catalogue_names() -> None:
     stats = CollectorStats()
     registry = CollectorRegistry()
-    registry.register(CollectorMetrics(stats, "m"))
+    registry.register(CollectorMetrics(stats, "m", "v1"))
     stats.requests[200] += 3
     stats.duration.observe(0.002)
     stats.overhead.observe(0.0001)
@@ -204,12 +204,15 @@ def test_metrics_are_read_at_scrape_time_with_catalogue_names() -> None:
     stats.add_spooled("m", 4)
     stats.spool_bytes = 1234
     get = registry.get_sample_value
-    assert get("driftwarden_collector_requests_total", {"model": "m", "code": "200"}) == 3
+    assert get("driftwarden_collector_requests_total", {"model": "m", "version": "v1", "code": "200"}) == 3
     assert (
-        get("driftwarden_collector_request_duration_seconds_bucket", {"model": "m", "le": "0.0025"})
+        get(
+            "driftwarden_collector_request_duration_seconds_bucket",
+            {"model": "m", "version": "v1", "le": "0.0025"},
+        )
         == 1
     )
-    assert get("driftwarden_collector_overhead_seconds_count", {"model": "m"}) == 1
+    assert get("driftwarden_collector_overhead_seconds_count", {"model": "m", "version": "v1"}) == 1
     assert get("driftwarden_collector_events_sent_total", {"model": "m"}) == 5
     assert (
         get("driftwarden_collector_events_dropped_total", {"model": "m", "reason": "spool_full"})

@@ -144,7 +144,7 @@ def test_export_writes_the_committed_json(tmp_path: Path) -> None:
     assert written == sorted(p.name for p in GENERATED_DIR.glob("*.json"))
     for name in written:
         assert (out / name).read_text() == (GENERATED_DIR / name).read_text()
-    assert len(result.stdout.splitlines()) == 4
+    assert len(result.stdout.splitlines()) == len(all_dashboards())
 
 
 def test_export_onto_a_file_is_one_line_error(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from dashboards import (
     variable_queries,
 )
 from dashboards.generate import file_name, to_text
+from driftwarden import metrics_catalogue as mc
 
 DASHBOARDS = all_dashboards()
 SAMPLE_VARS = {"model": "m", "version": "v1", "feature": "f", "datasource": "prom"}
@@ -38,12 +39,13 @@ def test_rendering_is_deterministic() -> None:
     )
 
 
-def test_the_four_dashboards_exist() -> None:
+def test_the_five_dashboards_exist() -> None:
     assert list(BUILDERS) == [
         "driftwarden-model-overview",
         "driftwarden-feature-drift",
         "driftwarden-data-quality",
         "driftwarden-pipeline-health",
+        "driftwarden-retraining",
     ]
 
 
@@ -122,3 +124,34 @@ def test_generated_json_is_plain_grafana_json() -> None:
     for path in GENERATED_DIR.glob("*.json"):
         doc = json.loads(path.read_text())
         assert {"uid", "title", "panels", "templating", "schemaVersion"} <= set(doc)
+
+
+def test_retraining_shows_every_trigger_and_canary_metric() -> None:
+    doc = DASHBOARDS["driftwarden-retraining"]
+    used = {s.name for q in panel_queries(doc) for s in selectors(substitute(q.expr, SAMPLE_VARS))}
+    assert used == {
+        mc.ALERTS_RECEIVED_TOTAL.name,
+        mc.RETRAIN_DECISIONS_TOTAL.name,
+        mc.RETRAIN_JOBS_TOTAL.name,
+        mc.RETRAIN_JOBS_RUNNING.name,
+        mc.CANARY_WEIGHT.name,
+        mc.ROLLOUTS_TOTAL.name,
+        mc.CANARY_CHECK.name,
+    }
+    # Every query but the alerts' (whose metric has no model label) follows $model.
+    for q in panel_queries(doc):
+        if mc.ALERTS_RECEIVED_TOTAL.name not in q.expr:
+            assert 'model=~"$model"' in q.expr, q.expr
+
+
+def test_canary_verdicts_map_every_check_value() -> None:
+    doc = DASHBOARDS["driftwarden-retraining"]
+    (panel,) = [p for p in doc["panels"] if p["type"] == "status-history"]
+    assert panel["targets"][0]["expr"].startswith(mc.CANARY_CHECK.name)
+    (mapping,) = panel["fieldConfig"]["defaults"]["mappings"]
+    # driftwarden_canary_check: 1 pass, 0 fail, -1 inconclusive (DESIGN.md).
+    assert {v: o["text"] for v, o in mapping["options"].items()} == {
+        "1": "pass",
+        "0": "fail",
+        "-1": "inconclusive",
+    }

@@ -45,8 +45,13 @@ def streaming(p: pd.DataFrame, lab: pd.DataFrame) -> tuple[set[tuple[int, int]],
     one = np.zeros(1)
     for _, kind, k in order:
         if kind == 0:
-            join.add([p.id[k]], one.astype(np.int32), np.array([float(k)]), one.astype(np.int32),
-                     np.array([p.ts[k]]))
+            join.add(
+                [p.id[k]],
+                one.astype(np.int32),
+                np.array([float(k)]),
+                one.astype(np.int32),
+                np.array([p.ts[k]]),
+            )
             continue
         found = join.join([lab.id[k]])
         if found.found[0]:
@@ -96,12 +101,17 @@ def test_rules_on_a_small_story() -> None:
     assert out["ts"].tolist() == [10.0, 31.0] and out["label_ts"].tolist() == [20.0, 40.0]
     assert "arrival_ms" not in out.columns
     assert stats.as_dict() == {
-        "predictions": 6, "labels": 5, "joined": 2, "expired": 1, "unmatched": 2,
-        "duplicates": 1, "unlabelled": 2,
+        "predictions": 6,
+        "labels": 5,
+        "joined": 2,
+        "expired": 1,
+        "unmatched": 2,
+        "duplicates": 1,
+        "unlabelled": 3,
     }
     kept, _ = join_labels(p, lab, TTL, keep_unlabelled=True)
-    assert kept["id"].tolist() == ["early", "a", "dup", "never"]
-    assert kept["label"].tolist()[0] is None and kept["label"].tolist()[3] is None
+    assert kept["id"].tolist() == ["early", "a", "late", "dup", "never"]
+    assert [v is None for v in kept["label"].tolist()] == [True, False, True, False, True]
 
 
 def test_ttl_must_be_positive() -> None:

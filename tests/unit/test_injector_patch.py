@@ -22,7 +22,14 @@ from collector.injector import (
     parse_review,
 )
 from collector.injector.patch import INJECTED, response
-from tests.kits.injector import apply, model_pod, probe_port, review, service_target
+from tests.kits.injector import (
+    apply,
+    load_recorded,
+    model_pod,
+    probe_port,
+    review,
+    service_target,
+)
 
 CFG = InjectorConfig(image="registry.local/driftwarden:test", bootstrap="kafka.dw:9092")
 OPT_IN = {"driftwarden.io/inject": "true"}
@@ -472,3 +479,45 @@ def test_injecting_twice_equals_once(pod: dict[str, Any], native: bool, ns_opt_i
         for key in ("readinessProbe", "livenessProbe"):
             if key in old:
                 assert probe_port(new, new[key]) == probe_port(old, old[key])
+
+
+# --- payloads recorded from kube-apiserver (tests/integration/injector_record_reviews.py) --
+
+
+@pytest.mark.parametrize(
+    ("name", "namespace_opt_in", "outcome", "reason"),
+    [
+        ("plain", False, "injected", "named_port"),
+        ("no_annotation", False, "skipped", "not_opted_in"),
+        ("no_annotation", True, "injected", "named_port"),
+        ("numeric_port", False, "injected", "numeric_port"),
+        ("already_injected", False, "skipped", "already_injected"),
+        ("host_network", False, "skipped", "host_network"),
+    ],
+)
+def test_recorded_reviews(name: str, namespace_opt_in: bool, outcome: str, reason: str) -> None:
+    recorded = load_recorded(name)
+    _, uid, request = parse_review(recorded)
+    assert uid and request["userInfo"]["username"].endswith("replicaset-controller")
+    d = decide(request, CFG, namespace_opt_in=namespace_opt_in)
+    assert (d.outcome, d.reason) == (outcome, reason), d.detail
+    if outcome == "skipped":
+        assert d.patch == []
+        return
+    pod = request["object"]
+    out = apply(pod, d.patch)
+    assert apply(out, d.patch) == out
+    assert decide({**request, "object": out}, CFG).reason == "already_injected"
+    side = _sidecar(out)
+    if reason == "named_port":
+        assert service_target(out, "http") == side["ports"][0]["containerPort"] == 8480
+        model = out["spec"]["containers"][0]
+        for key in ("readinessProbe", "livenessProbe"):
+            assert probe_port(model, model[key]) == 8080
+    else:
+        assert out["spec"]["containers"] == pod["spec"]["containers"]
+    # The API server's defaults on the model container are kept as they were.
+    before = {k: v for k, v in pod["spec"]["containers"][0].items() if k != "ports"}
+    after = out["spec"]["containers"][0]
+    assert after["terminationMessagePath"] == before["terminationMessagePath"]
+    assert after["imagePullPolicy"] == before["imagePullPolicy"]

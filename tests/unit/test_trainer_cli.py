@@ -31,8 +31,16 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     credit_frame(3_000, seed=11).to_parquet(paths["ref"])
     credit_frame(3_000, seed=12, drifted=True).to_csv(paths["drifted"], index=False)
     run = train_artifact(
-        "--data", paths["ref"], "--spec", paths["spec"], "--out", paths["v1"],
-        "--model-version", "v1", *FAST, in_process=False,  # the real `python -m` once
+        "--data",
+        paths["ref"],
+        "--spec",
+        paths["spec"],
+        "--out",
+        paths["v1"],
+        "--model-version",
+        "v1",
+        *FAST,
+        in_process=False,  # the real `python -m` once
     )
     assert run.returncode == 0, run.stderr
     paths["v1_stdout"] = Path(d / "v1.stdout")
@@ -64,8 +72,17 @@ def test_retrained_on_drifted_data_beats_the_old_model_on_drifted_rows(
     work: dict[str, Path],
 ) -> None:
     run = train_artifact(
-        "--data", work["drifted"], "--spec", work["spec"], "--out", work["v2"],
-        "--current-artifact", work["v1"], "--model-version", "v2", *FAST,
+        "--data",
+        work["drifted"],
+        "--spec",
+        work["spec"],
+        "--out",
+        work["v2"],
+        "--current-artifact",
+        work["v1"],
+        "--model-version",
+        "v2",
+        *FAST,
     )
     assert run.returncode == 0, run.stderr
     m = json.loads((work["v2"] / "metrics.json").read_text())
@@ -88,9 +105,20 @@ def test_gate_failure_exits_non_zero_with_one_line_and_no_model(
     out = tmp_path / "bad"
     # v1's own population, one epoch at a negligible learning rate: an untrained model
     run = train_artifact(
-        "--data", work["ref"], "--spec", work["spec"], "--out", out,
-        "--current-artifact", work["v1"], "--epochs", "1", "--lr", "1e-7",
-        "--gate-tolerance", "0",
+        "--data",
+        work["ref"],
+        "--spec",
+        work["spec"],
+        "--out",
+        out,
+        "--current-artifact",
+        work["v1"],
+        "--epochs",
+        "1",
+        "--lr",
+        "1e-7",
+        "--gate-tolerance",
+        "0",
     )
     assert run.returncode == 3, run.stdout + run.stderr
     lines = run.stderr.strip().splitlines()
@@ -98,7 +126,7 @@ def test_gate_failure_exits_non_zero_with_one_line_and_no_model(
     assert not (out / "model.pt").exists()
     m = json.loads((out / "metrics.json").read_text())
     assert m["gate"]["passed"] is False and m["gate"]["reason"] in lines[0]
-    with pytest.raises(ArtifactError, match="model.json: missing"):
+    with pytest.raises(ArtifactError, match=r"model\.json: missing"):
         load_artifact(out)
 
 
@@ -126,9 +154,13 @@ def test_user_errors_are_one_line_exit_2(
 def test_missing_data_and_spec_files(tmp_path: Path) -> None:
     spec = write_spec(tmp_path / "s.yaml")
     run = train_artifact("--data", tmp_path / "x.parquet", "--spec", spec, "--out", tmp_path / "o")
-    assert run.returncode == 2 and run.stderr.strip() == f"error: {tmp_path / 'x.parquet'}: no such file"
-    run = train_artifact("--data", tmp_path / "x.parquet", "--spec", tmp_path / "no.yaml",
-                         "--out", tmp_path / "o")
+    assert (
+        run.returncode == 2
+        and run.stderr.strip() == f"error: {tmp_path / 'x.parquet'}: no such file"
+    )
+    run = train_artifact(
+        "--data", tmp_path / "x.parquet", "--spec", tmp_path / "no.yaml", "--out", tmp_path / "o"
+    )
     assert run.returncode == 2 and "no such spec file" in run.stderr
 
 

@@ -103,9 +103,18 @@ def test_missing_feature_in_a_request_is_treated_as_missing_values() -> None:
     assert out.categorical.tolist() == [[0, 0], [0, 0]]
 
 
-@given(st.lists(st.one_of(st.integers(-5, 5), st.booleans(), st.sampled_from(["a", "1", "2.5"]),
-                          st.floats(allow_nan=False, allow_infinity=False, width=16)), min_size=1,
-                max_size=30))
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(-5, 5),
+            st.booleans(),
+            st.sampled_from(["a", "1", "2.5"]),
+            st.floats(allow_nan=False, allow_infinity=False, width=16),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
 @settings(max_examples=80, deadline=None)
 def test_transform_is_consistent_with_canonical_keys(values: list[object]) -> None:
     """Every training value gets a code (none falls into the unseen slot), and values with
@@ -213,8 +222,11 @@ def test_v2_named_and_positional_tensors() -> None:
     }
     cols, n, rid = parse_v2(body, NAMES)
     assert (n, rid) == (2, "r1") and cols == {"x": [1, 2], "c": ["a", "b"], "k": [None, None]}
-    body = {"inputs": [{"name": "in", "shape": [2, 3], "datatype": "BYTES",
-                        "data": [1, "a", 2, 3, "b", 4]}]}
+    body = {
+        "inputs": [
+            {"name": "in", "shape": [2, 3], "datatype": "BYTES", "data": [1, "a", 2, 3, "b", 4]}
+        ]
+    }
     cols, n, _ = parse_v2(body, NAMES)
     assert cols == {"x": [1, 3], "c": ["a", "b"], "k": [2, 4]}
     with pytest.raises(BadRequest, match=r"shape \[3\] needs 3 values, got 2"):
@@ -227,14 +239,23 @@ def test_output_reduction_follows_the_spec() -> None:
     labels = LabelEncoder("class", classes=["0", "1"], positive_index=1)
     proba = np.array([[0.8, 0.2], [0.3, 0.7]])
     assert OutputReducer(SPEC, labels)(proba) == [0.2, 0.7]
-    argmax = parse_spec({**SPEC.model_dump(mode="json", exclude_none=True),
-                         "prediction": {"type": "probability", "output": "argmax"}})
+    argmax = parse_spec(
+        {
+            **SPEC.model_dump(mode="json", exclude_none=True),
+            "prediction": {"type": "probability", "output": "argmax"},
+        }
+    )
     assert OutputReducer(argmax, labels)(proba) == [0, 1]
-    as_list = parse_spec({**SPEC.model_dump(mode="json", exclude_none=True),
-                          "prediction": {"type": "probability", "output": "list"}})
+    as_list = parse_spec(
+        {
+            **SPEC.model_dump(mode="json", exclude_none=True),
+            "prediction": {"type": "probability", "output": "list"},
+        }
+    )
     assert OutputReducer(as_list, labels)(proba) == [[0.8, 0.2], [0.3, 0.7]]
     named = LabelEncoder("class", classes=["no", "yes"], positive_index=1)
-    cls = parse_spec({**SPEC.model_dump(mode="json", exclude_none=True),
-                      "prediction": {"type": "class"}})
+    cls = parse_spec(
+        {**SPEC.model_dump(mode="json", exclude_none=True), "prediction": {"type": "class"}}
+    )
     reducer = OutputReducer(cls, named)
     assert reducer(proba) == ["no", "yes"] and reducer.datatype == "BYTES"

@@ -1,0 +1,333 @@
+"""The Helm chart rendered offline: lint, every object valid for the Kubernetes versions we
+support, RBAC no wider than documented, the values schema's messages, and the objects that
+must agree with the code (webhook configuration, topics, scrape job names, security)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import driftwarden
+from tests.kits.chart import (
+    CHART,
+    EVERYTHING_ON,
+    KUBE_VERSIONS,
+    STRIMZI,
+    VALUE_SETS,
+    by_kind,
+    is_crd_kind,
+    one,
+    render,
+    run_helm,
+    template,
+    validate_offline,
+    values_file,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+RENDERED = {name: render(values) for name, values in VALUE_SETS.items()}
+
+
+def test_chart_version_follows_the_package() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["appVersion"] == driftwarden.__version__
+
+
+@pytest.mark.parametrize("values", ["defaults", "everything-on"])
+def test_lint_strict(values: str, tmp_path: Path) -> None:
+    result = run_helm(
+        ["lint", "--strict", str(CHART), "-f", str(values_file(VALUE_SETS[values], tmp_path))]
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+@pytest.mark.parametrize("values", list(VALUE_SETS))
+def test_every_object_is_valid_offline(values: str, kube_version: str) -> None:
+    docs = (
+        RENDERED[values]
+        if kube_version == KUBE_VERSIONS[-1]
+        else render(VALUE_SETS[values], kube_version=kube_version)
+    )
+    checked = 0
+    for doc in docs:
+        if is_crd_kind(doc):
+            assert doc["metadata"]["name"] and "spec" in doc, doc
+            continue
+        validate_offline(doc, kube_version)
+        checked += 1
+    assert checked >= 15
+
+
+def test_value_sets_render_what_they_toggle() -> None:
+    kinds = {name: {d["kind"] for d in docs} for name, docs in RENDERED.items()}
+    assert {"ServiceMonitor", "PodMonitor", "PrometheusRule", "Job"} <= kinds["defaults"]
+    assert "HorizontalPodAutoscaler" not in kinds["defaults"]
+    assert {"HorizontalPodAutoscaler", "AlertmanagerConfig", "ClusterRole"} <= kinds[
+        "everything-on"
+    ]
+    assert (
+        not {"ServiceMonitor", "PodMonitor", "PrometheusRule"} & kinds["no-kube-prometheus-stack"]
+    )
+    assert {"Certificate", "Issuer"} <= kinds["cert-manager"]
+    assert "Certificate" not in kinds["defaults"]
+    assert "KafkaTopic" in kinds["strimzi"]
+
+
+# --- RBAC ---------------------------------------------------------------------------------
+
+
+def _expand(rules: list[dict[str, Any]]) -> set[tuple[str, str, str, str | None]]:
+    out = set()
+    for rule in rules:
+        names = rule.get("resourceNames") or [None]
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    for name in names:
+                        out.add((group, resource, verb, name))
+    return out
+
+
+def _documented() -> dict[str, set[tuple[str, str, str, str | None]]]:
+    text = (ROOT / "docs" / "chart.md").read_text().split("## RBAC", 1)[1].split("\n## ", 1)[0]
+    documented: dict[str, set] = {}
+    for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
+        block = block.replace("<release>", "driftwarden")
+        for role, rules in yaml.safe_load(block).items():
+            documented[role] = _expand(rules)
+    return documented
+
+
+def _trigger_doc_rules() -> set[tuple[str, str, str, str | None]]:
+    text = (ROOT / "docs" / "retrain-trigger.md").read_text().split("## RBAC", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
+    return _expand(yaml.safe_load(block)["rules"])
+
+
+def test_trigger_role_is_exactly_the_documented_list() -> None:
+    docs = RENDERED["everything-on"]
+    roles = [d for d in by_kind(docs, "Role") if d["metadata"]["name"].endswith("retrain-trigger")]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["ml-a", "ml-b"]
+    for role in roles:
+        assert _expand(role["rules"]) == _trigger_doc_rules()
+    bindings = [
+        d for d in by_kind(docs, "RoleBinding") if d["metadata"]["name"].endswith("retrain-trigger")
+    ]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["ml-a", "ml-b"]
+    assert all(b["subjects"][0]["namespace"] == "driftwarden" for b in bindings)
+
+
+@pytest.mark.parametrize("values", list(VALUE_SETS))
+def test_rbac_grants_nothing_beyond_the_documented_list(values: str) -> None:
+    documented = _documented()
+    assert documented["retrain-trigger"] == _trigger_doc_rules()
+    granted: dict[str, set] = {}
+    for doc in RENDERED[values]:
+        if doc["kind"] not in ("Role", "ClusterRole"):
+            continue
+        role = doc["metadata"]["name"].removeprefix("driftwarden-")
+        assert role in documented, f"{doc['kind']} {role} is not documented in docs/chart.md"
+        rules = _expand(doc["rules"])
+        wide = {(g, r, v, None) for g, r, v, _ in rules}
+        allowed = documented[role]
+        extra = {t for t in rules if t not in allowed and (*t[:3], None) not in allowed}
+        assert not extra, f"{doc['kind']} {role} grants undocumented {sorted(extra, key=str)}"
+        assert not any("*" in t for t in wide), f"{role}: wildcard"
+        assert not any(t[2] in ("escalate", "bind", "impersonate") for t in rules)
+        granted.setdefault(role, set()).update(rules)
+    if values == "defaults":
+        assert set(granted) == {"retrain-trigger", "injector-certs"}
+    injector_sa = one(RENDERED[values], "ServiceAccount", "-injector")
+    assert injector_sa["automountServiceAccountToken"] is False
+
+
+def test_injector_has_no_rbac_unless_the_reconciler_is_on() -> None:
+    deployment = one(RENDERED["defaults"], "Deployment", "-injector")
+    assert deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    on = one(RENDERED["everything-on"], "Deployment", "-injector")
+    assert on["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
+    env = {
+        e["name"]: e.get("value") for e in on["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["DRIFTWARDEN_RECONCILE_INTERVAL"] == "60"
+
+
+# --- values.schema.json ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"detectors": {"replicas": "two"}}, "/detectors/replicas"),
+        ({"detectors": {"replica": 2}}, "replica"),
+        ({"kafka": {"topics": {"mode": "zookeeper"}}}, "/kafka/topics/mode"),
+        ({"kafka": {"topics": {"replicationFactor": 0}}}, "/kafka/topics/replicationFactor"),
+        ({"kafka": {"bootstrap": "kafka"}}, "/kafka/bootstrap"),
+        ({"injector": {"certs": {"mode": "selfsigned"}}}, "/injector/certs/mode"),
+        ({"injector": {"sidecar": {"sampleRate": 1.5}}}, "/injector/sidecar/sampleRate"),
+        ({"injector": {"timeoutSeconds": 60}}, "/injector/timeoutSeconds"),
+        ({"trigger": {"namespaces": ["Bad_NS"]}}, "/trigger/namespaces/0"),
+        ({"detectors": {"resources": {"limits": {"memory": "2 gigs"}}}}, "memory"),
+        ({"monitoring": {"interval": "often"}}, "/monitoring/interval"),
+    ],
+)
+def test_schema_rejects_bad_values_naming_them(values: dict[str, Any], named: str) -> None:
+    result = template(values)
+    assert result.returncode != 0, f"accepted {values}"
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert named in result.stderr, result.stderr
+
+
+def test_canary_toggle_says_why_it_cannot_be_enabled() -> None:
+    result = template({"canary": {"enabled": True}})
+    assert result.returncode != 0
+    assert "canary.enabled: the canary controller" in result.stderr
+
+
+# --- objects that must agree with the code --------------------------------------------------
+
+
+@pytest.mark.parametrize("values", ["defaults", "everything-on", "cert-manager"])
+def test_webhook_configuration_is_the_injectors_own(values: str) -> None:
+    from collector.injector.webhook_config import webhook_configuration
+
+    rendered = one(RENDERED[values], "MutatingWebhookConfiguration", "-injector")
+    labels = VALUE_SETS[values].get("injector", {}).get("namespaceLabels")
+    expected = webhook_configuration(
+        ca_bundle=b"",
+        namespace="driftwarden",
+        name="driftwarden-injector",
+        service="driftwarden-injector",
+        namespace_labels=labels,
+    )
+    got = [
+        dict(w, clientConfig={k: v for k, v in w["clientConfig"].items() if k != "caBundle"})
+        for w in rendered["webhooks"]
+    ]
+    want = [
+        dict(w, clientConfig={k: v for k, v in w["clientConfig"].items() if k != "caBundle"})
+        for w in expected["webhooks"]
+    ]
+    assert got == want
+    if values == "cert-manager":
+        assert rendered["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == (
+            "driftwarden/driftwarden-injector-serving"
+        )
+
+
+def test_strimzi_topics_are_the_topics_command_plan() -> None:
+    from driftwarden.cli.topics import topic_plan
+
+    topics = {t["spec"]["topicName"]: t for t in by_kind(RENDERED["strimzi"], "KafkaTopic")}
+    plan = topic_plan("driftwarden", partitions=6, replication_factor=3, retention_hours=24)
+    assert set(topics) == {t.name for t in plan}
+    for spec in plan:
+        topic = topics[spec.name]
+        assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "my-cluster"
+        assert topic["spec"]["partitions"] == spec.partitions
+        assert topic["spec"]["replicas"] == spec.replication_factor
+        assert topic["spec"]["config"] == dict(spec.config)
+    assert STRIMZI["kafka"]["topics"]["retentionHours"] == 24
+
+
+def test_topics_job_runs_before_the_components_with_the_values() -> None:
+    job = one(RENDERED["everything-on"], "Job", "-topics")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:2] == ["topics", "create"]
+    assert "--partitions=6" in container["args"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["DRIFTWARDEN_KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
+    assert (
+        env["DRIFTWARDEN_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "kafka-user"
+    )
+    assert env["DRIFTWARDEN_KAFKA_SSL_CA_LOCATION"]["value"].endswith("/ca.crt")
+
+
+def test_scrape_job_names_are_the_ones_the_alerts_expect() -> None:
+    rules = "".join(p.read_text() for p in (ROOT / "alerts" / "rules").glob("*.yaml"))
+    expected = set(re.findall(r'job="([^"]+)"', rules))
+    assert expected == {"driftwarden-collector", "driftwarden-detectors"}
+    docs = RENDERED["defaults"]
+    jobs = set()
+    for monitor in by_kind(docs, "ServiceMonitor") + by_kind(docs, "PodMonitor"):
+        assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        endpoints = monitor["spec"].get("endpoints") or monitor["spec"]["podMetricsEndpoints"]
+        jobs |= {
+            r["replacement"]
+            for e in endpoints
+            for r in e["relabelings"]
+            if r["targetLabel"] == "job"
+        }
+    assert expected <= jobs
+    pod_monitor = one(docs, "PodMonitor", "-collector")
+    assert pod_monitor["spec"]["namespaceSelector"] == {"any": True}
+    assert pod_monitor["spec"]["podMetricsEndpoints"][0]["port"] == "dw-admin"
+    snippet = one(RENDERED["no-kube-prometheus-stack"], "ConfigMap", "-prometheus")
+    scrape = yaml.safe_load(snippet["data"]["scrape-configs.yaml"])
+    assert expected <= {s["job_name"] for s in scrape}
+
+
+@pytest.mark.parametrize("values", list(VALUE_SETS))
+def test_every_pod_is_locked_down(values: str) -> None:
+    for doc in RENDERED[values]:
+        if doc["kind"] not in ("Deployment", "Job"):
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, doc["metadata"]["name"]
+        assert pod["enableServiceLinks"] is False, doc["metadata"]["name"]
+        for container in pod["containers"] + pod.get("initContainers", []):
+            sc = container["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            assert (
+                container["image"] == f"ghcr.io/driftwarden/driftwarden:{driftwarden.__version__}"
+            )
+        if doc["kind"] == "Deployment":
+            for container in pod["containers"]:
+                assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+                assert container["resources"]["requests"]
+
+
+def test_pdbs_and_network_policies() -> None:
+    docs = RENDERED["everything-on"]
+    pdbs = {d["metadata"]["name"] for d in by_kind(docs, "PodDisruptionBudget")}
+    assert pdbs == {"driftwarden-injector", "driftwarden-detectors", "driftwarden-retrain-trigger"}
+    policies = {d["metadata"]["name"]: d for d in by_kind(docs, "NetworkPolicy")}
+    trigger = policies["driftwarden-retrain-trigger"]["spec"]["ingress"][0]
+    assert trigger["ports"] == [{"port": "http", "protocol": "TCP"}]
+    selectors = [peer["namespaceSelector"]["matchLabels"] for peer in trigger["from"]]
+    assert selectors == [{"kubernetes.io/metadata.name": "monitoring"}] * 2
+    detectors = policies["driftwarden-detectors"]["spec"]["ingress"]
+    assert len(detectors) == 1 and detectors[0]["from"]
+    hpa = one(docs, "HorizontalPodAutoscaler", "-detectors")
+    assert hpa["spec"]["maxReplicas"] == 6
+    assert [m["type"] for m in hpa["spec"]["metrics"]] == ["Resource", "External"]
+    assert "replicas" not in one(docs, "Deployment", "-detectors")["spec"]
+
+
+def test_specs_and_policies_come_from_values() -> None:
+    docs = RENDERED["everything-on"]
+    specs = one(docs, "ConfigMap", "-detectors-specs")["data"]
+    assert yaml.safe_load(specs["fraud.yaml"]) == EVERYTHING_ON["detectors"]["specs"]["fraud"]
+    policies = one(docs, "ConfigMap", "-retrain-trigger-policies")["data"]
+    assert yaml.safe_load(policies["fraud.yaml"])["namespace"] == "ml-a"
+    trigger = one(docs, "Deployment", "-retrain-trigger")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in trigger["containers"][0]["env"]}
+    assert env["DRIFTWARDEN_NAMESPACES"] == "ml-a,ml-b"
+
+
+def test_token_secrets_share_one_token() -> None:
+    docs = RENDERED["everything-on"]
+    trigger = one(docs, "Secret", "-retrain-trigger-token")
+    alertmanager = one(docs, "Secret", "driftwarden-retrain")
+    assert alertmanager["metadata"]["namespace"] == "monitoring"
+    assert trigger["data"]["token"] == alertmanager["data"]["token"]
+    assert len(trigger["data"]["token"]) >= 60  # base64 of 48 random characters

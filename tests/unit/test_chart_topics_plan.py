@@ -1,0 +1,81 @@
+"""`driftwarden topics create` (run by the chart's hook Job): the pure topic plan and its
+one-line errors for bad flags."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from driftwarden.cli import app
+from driftwarden.cli.topics import CHECKPOINT_CONFIG, TopicsError, security_config, topic_plan
+from driftwarden.kafka import Topics
+
+
+def test_plan_names_every_topic_the_components_use() -> None:
+    plan = {t.name: t for t in topic_plan("acme", partitions=12, replication_factor=3)}
+    topics = Topics.with_prefix("acme")
+    assert {topics.predictions, topics.feedback, topics.deadletter} <= set(plan)
+    assert {"acme.windows", "acme.checkpoints", "acme.lineage"} <= set(plan)
+    assert len(plan) == 6
+    assert all(t.partitions == 12 and t.replication_factor == 3 for t in plan.values())
+
+
+def test_retention_compaction_and_lineage_kept() -> None:
+    plan = {t.name.split(".")[-1]: t for t in topic_plan(retention_hours=24)}
+    assert plan["predictions"].config == {"retention.ms": str(24 * 3_600_000)}
+    assert plan["deadletter"].config == {"retention.ms": str(24 * 3_600_000)}
+    assert plan["checkpoints"].config == CHECKPOINT_CONFIG
+    assert plan["checkpoints"].config["cleanup.policy"] == "compact"
+    assert plan["lineage"].config == {"retention.ms": "-1"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "flag"),
+    [
+        ({"partitions": 0}, "--partitions"),
+        ({"replication_factor": 0}, "--replication-factor"),
+        ({"replication_factor": -2}, "--replication-factor"),
+        ({"retention_hours": 0}, "--retention-hours"),
+        ({"lineage_retention_hours": -3}, "--lineage-retention-hours"),
+    ],
+)
+def test_bad_values_name_the_flag(kwargs: dict, flag: str) -> None:
+    with pytest.raises(TopicsError, match=flag):
+        topic_plan("driftwarden", **kwargs)
+
+
+def test_bad_prefix_is_refused() -> None:
+    with pytest.raises(TopicsError, match="--topic-prefix"):
+        topic_plan("drift warden")
+
+
+def test_security_settings_come_from_the_environment() -> None:
+    env = {
+        "DRIFTWARDEN_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "DRIFTWARDEN_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "DRIFTWARDEN_KAFKA_SASL_USERNAME": "dw",
+        "DRIFTWARDEN_KAFKA_SASL_PASSWORD": "",
+        "UNRELATED": "x",
+    }
+    assert security_config(env) == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "dw",
+    }
+
+
+def test_cli_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from driftwarden.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["topics", "create", "--partitions", "0", "--bootstrap", "127.0.0.1:1"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --partitions: 0 is not a positive number"]
+
+
+def test_help_lists_the_command() -> None:
+    result = CliRunner().invoke(app, ["topics", "create", "--help"])
+    assert result.exit_code == 0
+    for flag in ("--partitions", "--replication-factor", "--retention-hours", "--topic-prefix"):
+        assert flag in result.output
