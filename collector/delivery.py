@@ -420,6 +420,9 @@ class Delivery:
             if rotated is not None:
                 self._p.set_sasl_credentials(*rotated)
                 self.access_errors.clear()
+                # "every broker down" came from the refused credentials: let the next
+                # replay probe reach Kafka instead of being taken back at once
+                self.policy.brokers_down = False
                 _log.info("kafka password file changed: new SASL credentials in use")
         self._drain_queue(budget=256)
         self._check_health()
@@ -674,7 +677,6 @@ class Delivery:
         if err.fatal():
             self._fatal = err.str()
         if err.name() in AUTH_ERRORS:
-            self.policy.all_brokers_down()  # nothing will be acknowledged: spool
             self._access_error(err.name())
         _log.debug("kafka error: %s", err)
 

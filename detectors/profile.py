@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -378,10 +378,22 @@ class ReferenceProfile:
 
     columns: Mapping[str, ColumnProfile]
     skipped: Mapping[str, str] = None  # type: ignore[assignment]  # column -> why
+    # Calibrated thresholds computed from this profile (detectors/calibration.py), by key:
+    # plain JSON values, computed once and saved with the profile.
+    calibrations: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if self.skipped is None:
             object.__setattr__(self, "skipped", {})
+
+    def cached_calibration(
+        self, key: str, compute: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The calibration stored under `key`, computing and keeping it on first use."""
+        hit = self.calibrations.get(key)
+        if hit is None:
+            hit = self.calibrations[key] = compute()
+        return hit
 
     def __getitem__(self, name: str) -> ColumnProfile:
         return self.columns[name]
@@ -446,6 +458,7 @@ class ReferenceProfile:
             "version": PROFILE_VERSION,
             "columns": header_cols,
             "skipped": dict(self.skipped),
+            "calibrations": self.calibrations,
         }
         arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
         with path.open("wb") as fh:
@@ -489,4 +502,8 @@ class ReferenceProfile:
                     n_nonfinite=entry["n_nonfinite"],
                     sample=sample,
                 )
-        return cls(columns=columns, skipped=header.get("skipped", {}))
+        return cls(
+            columns=columns,
+            skipped=header.get("skipped", {}),
+            calibrations=dict(header.get("calibrations", {})),
+        )

@@ -452,7 +452,12 @@ def check_access(
                 raise KafkaAccessError(f"kafka {bootstrap}: {explain_access(name, security)}")
         if meta is not None:
             for topic in topics:
-                found = meta.topics.get(topic)
+                # a listing of all topics silently omits those this principal may not see
+                try:
+                    one = admin.list_topics(topic, timeout=max(1.0, deadline - time.monotonic()))
+                except KafkaException:
+                    continue
+                found = one.topics.get(topic)
                 if found is not None and found.error is not None:
                     name = found.error.name()
                     if name in AUTH_ERRORS:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import uvicorn
 from prometheus_client import CollectorRegistry
@@ -24,9 +25,9 @@ from retrain_trigger.kube import KubeJobs, api_client
 from retrain_trigger.lineage import LineageLog, lineage_topic
 from retrain_trigger.policy import load_policies
 from retrain_trigger.server import DEFAULT_MAX_BODY_BYTES, TokenFile, create_app
-from retrain_trigger.service import Trigger
+from retrain_trigger.service import JobStore, Trigger
 
-__all__ = ["TriggerService", "TriggerSettings"]
+__all__ = ["JobBackend", "TriggerService", "TriggerSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +60,34 @@ class TriggerSettings:
             raise DriftwardenError("--max-in-flight: must be at least 1")
 
 
+class JobBackend(JobStore, Protocol):
+    """Where Jobs run: the trigger's `JobStore` plus the watch that reports their changes.
+    `KubeJobs` (a cluster) is the production one; the demo injects a local executor."""
+
+    def watch_jobs(
+        self,
+        namespace: str,
+        on_job: Callable[[Any], None],
+        stop: threading.Event,
+        *,
+        timeout_s: int = 60,
+        on_listed: Callable[[str, list[Any]], None] | None = None,
+    ) -> None: ...
+
+
 @dataclass
 class TriggerService:
     settings: TriggerSettings
     clock: Callable[[], float] = time.time
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    jobs: JobBackend | None = None  # None: Kubernetes, from settings.kubeconfig
 
     def __post_init__(self) -> None:
         s = self.settings
         self.policies = load_policies(s.policies, namespaces=frozenset(s.namespaces))
         self.token = TokenFile(s.token_file)
-        self._api = api_client(s.kubeconfig)
-        self.kube = KubeJobs(self._api, s.namespaces)
+        self._api = api_client(s.kubeconfig) if self.jobs is None else None
+        self.kube: JobBackend = self.jobs or KubeJobs(self._api, s.namespaces)
         self.lineage: LineageLog | None = None
         history: Callable[[str], list[LineageEvent]] | None = None
         if s.bootstrap:
@@ -178,9 +195,10 @@ class TriggerService:
         self._threads.clear()
         if self.lineage is not None:
             self.lineage.close()
-        self._api.close()
-        # ApiClient.close() leaves urllib3's pooled sockets open; close them too.
-        self._api.rest_client.pool_manager.clear()
+        if self._api is not None:
+            self._api.close()
+            # ApiClient.close() leaves urllib3's pooled sockets open; close them too.
+            self._api.rest_client.pool_manager.clear()
 
     def __enter__(self) -> TriggerService:
         return self.start()

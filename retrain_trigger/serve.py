@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -245,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         args.host,
         args.port,
     )
+    # uvicorn drains on SIGTERM, then re-raises the signal to the handler that was there
+    # before it: make that one a no-op, so a drained server exits 0, not -15.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(
         app,
         host=args.host,

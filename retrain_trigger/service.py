@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter
@@ -72,12 +72,22 @@ class TriggerMetrics:
     """The trigger's metrics in `registry` (a fresh one per test)."""
 
     def __init__(
-        self, registry: CollectorRegistry, running: Callable[[], Mapping[str, int]]
+        self,
+        registry: CollectorRegistry,
+        running: Callable[[], Mapping[str, int]],
+        models: Iterable[str] = (),
     ) -> None:
         self.alerts = _counter(registry, mc.ALERTS_RECEIVED_TOTAL)
         self.decisions = _counter(registry, mc.RETRAIN_DECISIONS_TOTAL)
         self.jobs = _counter(registry, mc.RETRAIN_JOBS_TOTAL)
         registry.register(_RunningCollector(running))
+        # Series that alerts and dashboards take `increase()` of exist from start-up at 0:
+        # a counter first seen at 1 reads as no increase, so the first failed Job would
+        # never fire DriftwardenRetrainFailed.
+        for model in models:
+            self.decisions.labels(model, "launched")
+            for outcome in ("succeeded", "failed"):
+                self.jobs.labels(model, outcome)
 
 
 class _RunningCollector(Collector):
@@ -118,7 +128,7 @@ class Trigger:
         self._jobs: dict[tuple[str, str], JobView] = {}  # the watcher's view, for the gauge
         self._jobs_lock = threading.Lock()
         self._recorded: set[tuple[str, str]] = set()
-        self.metrics = TriggerMetrics(registry, self.running_by_model)
+        self.metrics = TriggerMetrics(registry, self.running_by_model, self.policies)
 
     # --- notifications ---------------------------------------------------------------------
 

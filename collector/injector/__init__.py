@@ -8,7 +8,12 @@ server, the certificates and the reconciler wrap them. See docs/injector.md.
 """
 
 from collector.injector.certs import CertBundle, make_certs, service_dns_names, write_certs
-from collector.injector.config import InjectorConfig, InjectorConfigError, make_config
+from collector.injector.config import (
+    InjectorConfig,
+    InjectorConfigError,
+    load_config,
+    make_config,
+)
 from collector.injector.metrics import InjectorMetrics, InjectorStats
 from collector.injector.patch import REASONS, BadReview, Decision, decide, is_injected, parse_review
 from collector.injector.webhook_config import webhook_configuration
@@ -47,6 +52,7 @@ __all__ = [
     "Webhook",
     "decide",
     "is_injected",
+    "load_config",
     "make_certs",
     "make_config",
     "missing_sidecar",

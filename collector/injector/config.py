@@ -7,11 +7,14 @@ environment, no files, so a test builds an `InjectorConfig(...)` and checks the 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from driftwarden import __version__
+from driftwarden.config import parse_model, read_yaml
 from driftwarden.errors import DriftwardenError
 
 #: Kubernetes quantities (`100m`, `64Mi`, `1Gi`, `0.5`).
@@ -153,10 +156,19 @@ class InjectorConfig(BaseModel):
 
 
 def make_config(**values: object) -> InjectorConfig:
-    """Build an `InjectorConfig`, turning validation errors into one line naming the field."""
-    try:
-        return InjectorConfig(**values)  # type: ignore[arg-type]
-    except ValidationError as e:
-        err = e.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "(config)"
-        raise InjectorConfigError(f"injector {field}: {err['msg']}") from e
+    """Build an `InjectorConfig`; a bad value is one `InjectorConfigError` line naming it."""
+    return parse_model(values, InjectorConfig, source="injector", error=InjectorConfigError)
+
+
+def load_config(path: Path | None, overrides: Mapping[str, object] | None = None) -> InjectorConfig:
+    """The YAML file at `path` (if any) with `overrides` (the CLI's flags) on top."""
+    data: dict[str, object] = {}
+    source = "injector flags"
+    if path is not None:
+        doc = read_yaml(path, what="injector config", error=InjectorConfigError)
+        if doc is not None and not isinstance(doc, dict):
+            raise InjectorConfigError(f"{path}: expected a mapping at the top level")
+        data = dict(doc or {})
+        source = f"{path} (or its flag)"
+    data.update(overrides or {})
+    return parse_model(data, InjectorConfig, source=source, error=InjectorConfigError)

@@ -30,7 +30,6 @@ import os
 import signal
 import ssl
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,12 +89,10 @@ class Webhook:
         config: InjectorConfig,
         stats: InjectorStats,
         registry: CollectorRegistry,
-        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.config = config
         self.stats = stats
         self._registry = registry
-        self._clock = clock
         self._decoder = msgspec.json.Decoder()
         self._encoder = msgspec.json.Encoder()
 

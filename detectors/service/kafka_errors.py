@@ -16,7 +16,8 @@ the transactional calls.
 
 An error the consumer *reports* (`Message.error()`) is not a failed call: librdkafka
 recovers from those by itself (a broker away, a partition leader moving), so only a fatal
-one ends the service (`reported_error`).
+one, or refused credentials / a missing ACL (`driftwarden.kafka.AUTH_ERRORS`, which
+librdkafka would retry forever), ends the service (`reported_error`).
 """
 
 from __future__ import annotations

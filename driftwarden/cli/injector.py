@@ -63,58 +63,70 @@ def run(
         envvar="DRIFTWARDEN_RELOAD_INTERVAL",
         help="Seconds between checks of the certificate files.",
     ),
+    config_file: Path = typer.Option(
+        None,
+        "--config",
+        envvar="DRIFTWARDEN_CONFIG",
+        help="YAML of the sidecar settings (InjectorConfig: image, resources, extra_env, ...); "
+        "the flags below override it.",
+    ),
     image: str = typer.Option(
         None, "--image", envvar="DRIFTWARDEN_IMAGE", help="Collector image for the sidecar."
     ),
     image_pull_policy: str = typer.Option(
-        "IfNotPresent", "--image-pull-policy", envvar="DRIFTWARDEN_IMAGE_PULL_POLICY"
+        None, "--image-pull-policy", envvar="DRIFTWARDEN_IMAGE_PULL_POLICY", help="[IfNotPresent]"
     ),
     bootstrap: str = typer.Option(
-        "kafka:9092",
+        None,
         "--bootstrap",
         envvar="DRIFTWARDEN_BOOTSTRAP",
-        help="Kafka bootstrap servers the sidecars produce to.",
+        help="Kafka bootstrap servers the sidecars produce to. [kafka:9092]",
     ),
     sidecar_mode: str = typer.Option(
-        "native",
+        None,
         "--sidecar-mode",
         envvar="DRIFTWARDEN_SIDECAR_MODE",
-        help="native (init container, restartPolicy Always; Kubernetes >= 1.29) or container.",
+        help="native (init container, restartPolicy Always; Kubernetes >= 1.29) or container. "
+        "[native]",
     ),
     proxy_port: int = typer.Option(
-        8480,
+        None,
         "--proxy-port",
         envvar="DRIFTWARDEN_PROXY_PORT",
-        help="The sidecar's proxy port (the next free one when the pod uses it).",
+        help="The sidecar's proxy port (the next free one when the pod uses it). [8480]",
     ),
     sidecar_admin_port: int = typer.Option(
-        8481,
+        None,
         "--sidecar-admin-port",
         envvar="DRIFTWARDEN_SIDECAR_ADMIN_PORT",
-        help="The sidecar's admin port (/metrics, /healthz, /readyz, /v1/feedback).",
+        help="The sidecar's admin port (/metrics, /healthz, /readyz, /v1/feedback). [8481]",
     ),
     payload_format: str = typer.Option(
-        "kserve-v1",
+        None,
         "--payload-format",
         envvar="DRIFTWARDEN_PAYLOAD_FORMAT",
-        help="Default when a pod has no driftwarden.io/payload-format.",
+        help="Default when a pod has no driftwarden.io/payload-format. [kserve-v1]",
     ),
     sample_rate: float = typer.Option(
-        1.0,
+        None,
         "--sample-rate",
         envvar="DRIFTWARDEN_SAMPLE_RATE",
-        help="Default when a pod has no driftwarden.io/sample-rate.",
+        help="Default when a pod has no driftwarden.io/sample-rate. [1.0]",
     ),
-    cpu_request: str = typer.Option("50m", "--cpu-request", envvar="DRIFTWARDEN_CPU_REQUEST"),
+    cpu_request: str = typer.Option(
+        None, "--cpu-request", envvar="DRIFTWARDEN_CPU_REQUEST", help="[50m]"
+    ),
     memory_request: str = typer.Option(
-        "96Mi", "--memory-request", envvar="DRIFTWARDEN_MEMORY_REQUEST"
+        None, "--memory-request", envvar="DRIFTWARDEN_MEMORY_REQUEST", help="[96Mi]"
     ),
-    memory_limit: str = typer.Option("384Mi", "--memory-limit", envvar="DRIFTWARDEN_MEMORY_LIMIT"),
+    memory_limit: str = typer.Option(
+        None, "--memory-limit", envvar="DRIFTWARDEN_MEMORY_LIMIT", help="[384Mi]"
+    ),
     spool_size_limit: str = typer.Option(
-        "1Gi",
+        None,
         "--spool-size-limit",
         envvar="DRIFTWARDEN_SPOOL_SIZE_LIMIT",
-        help="sizeLimit of the sidecar's spool emptyDir.",
+        help="sizeLimit of the sidecar's spool emptyDir. [1Gi]",
     ),
     reconcile_interval: float = typer.Option(
         0.0,
@@ -147,20 +159,21 @@ def run(
     configure_logging(log_level, log_format)  # type: ignore[arg-type]
     _port(port, "port", allow_zero=True)
     _port(metrics_port, "metrics-port", allow_zero=True)
-    if sidecar_mode not in ("native", "container"):
+    if sidecar_mode not in (None, "native", "container"):
         raise DriftwardenError(f"--sidecar-mode: {sidecar_mode!r} is not one of native, container")
     if reload_interval <= 0:
         raise DriftwardenError(f"--reload-interval: {reload_interval} is not a positive number")
     if reconcile_interval < 0:
         raise DriftwardenError(f"--reconcile-interval: {reconcile_interval} is negative")
 
-    from collector.injector.config import make_config
+    from collector.injector.config import load_config
     from collector.injector.server import ServerSettings, run_injector
 
-    values: dict[str, object] = {
+    flags = {
+        "image": image,
         "image_pull_policy": image_pull_policy,
         "bootstrap": bootstrap,
-        "native_sidecar": sidecar_mode == "native",
+        "native_sidecar": None if sidecar_mode is None else sidecar_mode == "native",
         "proxy_port": proxy_port,
         "admin_port": sidecar_admin_port,
         "payload_format": payload_format,
@@ -170,9 +183,7 @@ def run(
         "memory_limit": memory_limit,
         "spool_size_limit": spool_size_limit,
     }
-    if image:
-        values["image"] = image
-    config = make_config(**values)
+    config = load_config(config_file, {k: v for k, v in flags.items() if v is not None})
     settings = ServerSettings(
         host=host,
         port=port,

@@ -1,4 +1,13 @@
-"""The demo's synthetic credit model: features, the model itself, and drifted traffic. Pure."""
+"""The demo's synthetic credit data: features, the ground truth, drifted traffic. Pure.
+
+Two things move when drift starts, as they do in production:
+- the inputs (covariate drift): older, richer customers with shorter tenure, more from NL and
+  on the app — what the detectors see without any label;
+- the relationship between inputs and outcome (concept drift): in the drifted world a high
+  credit-line utilisation *lowers* the default risk instead of raising it, so the model
+  trained on the reference world gets worse, and only a model retrained on drifted traffic
+  gets its accuracy back. Labels are drawn from this ground truth, never from the model.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +33,7 @@ class Drift:
     tenure_scale: float = 0.5
     country_probs: tuple[float, ...] = (0.1, 0.1, 0.1, 0.1, 0.6)
     channel_probs: tuple[float, ...] = (0.2, 0.7, 0.1)
+    utilisation_effect: float = -2.5  # the ground truth's utilisation coefficient (concept)
 
 
 NO_DRIFT = Drift(
@@ -32,6 +42,7 @@ NO_DRIFT = Drift(
     tenure_scale=1.0,
     country_probs=(0.35, 0.25, 0.2, 0.12, 0.08),
     channel_probs=(0.5, 0.35, 0.15),
+    utilisation_effect=2.5,
 )
 
 
@@ -49,40 +60,40 @@ def sample_rows(rng: np.random.Generator, n: int, drift: Drift = NO_DRIFT) -> di
     }
 
 
-def score(rows: list[dict[str, object]]) -> list[float]:
-    """The 'model': a fixed logistic score of default risk."""
-    out = []
-    for r in rows:
-        z = (
-            -2.0
-            + 0.03 * (float(r["age"]) - 42)  # type: ignore[arg-type]
-            - 0.4 * np.log(max(float(r["income"]), 1.0) / 36_000)  # type: ignore[arg-type]
-            + 2.5 * float(r["utilisation"])  # type: ignore[arg-type]
-            - 0.01 * float(r["tenure_months"])  # type: ignore[arg-type]
-            + (0.3 if r["channel"] == "web" else 0.0)
-        )
-        out.append(round(float(1.0 / (1.0 + np.exp(-z))), 6))
-    return out
+def true_probability(columns: dict[str, np.ndarray], drift: Drift = NO_DRIFT) -> np.ndarray:
+    """P(default) under the ground truth of the reference world (NO_DRIFT) or a drifted one."""
+    u = (np.asarray(columns["utilisation"], dtype=float) - 2 / 7) / 0.16
+    a = (np.asarray(columns["age"], dtype=float) - 42) / 12
+    inc = np.log(np.maximum(np.asarray(columns["income"], dtype=float), 1.0) / 36_315) / 0.5
+    ten = (np.asarray(columns["tenure_months"], dtype=float) - 36) / 25
+    web = np.asarray(columns["channel"]) == "web"
+    z = drift.utilisation_effect * u + 0.8 * a - 1.0 * inc - 0.5 * ten + 0.6 * web - 0.3
+    return 1.0 / (1.0 + np.exp(-z))
 
 
-def labels_for(probabilities: list[float], rng: np.random.Generator) -> list[int]:
-    """Ground truth drawn from the model's own probabilities (a well-calibrated model)."""
-    return [int(rng.random() < p) for p in probabilities]
+def labels_for(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Outcomes drawn from the ground truth's probabilities."""
+    return (rng.random(len(probabilities)) < probabilities).astype(np.int64)
 
 
-def reference_frame(n: int = 20_000, seed: int = 7):  # -> pandas.DataFrame
+def training_frame(n: int = 20_000, seed: int = 7):  # -> pandas.DataFrame
+    """Reference-world rows with their true outcome (`target`): what v1 is trained on and
+    what the detectors compare live traffic with."""
     import pandas as pd
 
     rng = np.random.default_rng(seed)
     columns = sample_rows(rng, n)
     frame = pd.DataFrame(columns)
-    probs = score(frame.to_dict("records"))
-    frame["prediction"] = probs
-    frame["target"] = labels_for(probs, rng)
+    frame["target"] = labels_for(true_probability(columns), rng)
     return frame
 
 
-def spec_document(reference_path: str, window_rows: int) -> dict[str, object]:
+def spec_document(
+    reference_path: str, window_rows: int, window_seconds: float | None = None
+) -> dict[str, object]:
+    window: dict[str, object] = {"rows": window_rows}
+    if window_seconds is not None:
+        window["duration_s"] = window_seconds
     return {
         "model": MODEL,
         "features": [{"name": f, "type": "numerical"} for f in NUMERICAL]
@@ -90,7 +101,7 @@ def spec_document(reference_path: str, window_rows: int) -> dict[str, object]:
         "prediction": {"column": "prediction", "type": "probability"},
         "target": {"column": "target", "type": "class"},
         "reference": {"path": reference_path},
-        "window": {"rows": window_rows},
+        "window": window,
         "performance": {"metrics": ["accuracy", "roc_auc", "log_loss"]},
         "labels": {"join_ttl_s": 600},
     }

@@ -9,6 +9,7 @@ import base64
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 import yaml
 
 from tests.kits.chart import CHART, KUBECTL, run_helm, template, values_file
-from tests.kits.kubernetes import KubeCluster
+from tests.kits.kubernetes import KubeCluster, record_figure
 
 pytestmark = pytest.mark.integration
 
@@ -96,6 +97,7 @@ def test_helm_install_into_the_real_api_server(k8s: KubeCluster, tmp_path: Path)
 
     # 2. the install itself, waiting for hooks and workloads
     try:
+        started = time.monotonic()
         install = run_helm(
             [
                 "install",
@@ -113,6 +115,7 @@ def test_helm_install_into_the_real_api_server(k8s: KubeCluster, tmp_path: Path)
             timeout=240,
         )
         assert install.returncode == 0, install.stdout + install.stderr
+        record_figure("helm_install_s", round(time.monotonic() - started, 1))
 
         with k8s.api_client() as api:
             core = client.CoreV1Api(api)
@@ -167,7 +170,9 @@ def test_helm_install_into_the_real_api_server(k8s: KubeCluster, tmp_path: Path)
             for namespace in (ns, other):
                 role = rbac.read_namespaced_role(f"{full}-retrain-trigger", namespace)
                 assert {r.resources[0] for r in role.rules} == {"jobs", "events", "deployments"}
-            for name in ("detectors", "retrain-trigger"):
+                role = rbac.read_namespaced_role(f"{full}-canary", namespace)
+                assert {r.resources[0] for r in role.rules} == {"deployments", "jobs", "events"}
+            for name in ("detectors", "retrain-trigger", "canary"):
                 deployment = client.AppsV1Api(api).read_namespaced_deployment(f"{full}-{name}", ns)
                 assert deployment.status.ready_replicas == 1, name
 
@@ -245,6 +250,34 @@ def test_helm_install_into_the_real_api_server(k8s: KubeCluster, tmp_path: Path)
                 check=False,
             )
             assert denied.returncode == 1 and "403" in denied.stderr
+
+            # 6. an upgrade keeps the generated bearer token (both Secrets) and the hooks rerun
+            def tokens() -> tuple[bytes, bytes]:
+                mine = core.read_namespaced_secret(f"{full}-retrain-trigger-token", ns)
+                alertmanagers = core.read_namespaced_secret("driftwarden-retrain", ns)
+                return mine.data["token"], alertmanagers.data["token"]
+
+            before = tokens()
+            assert before[0] == before[1]
+            upgrade = run_helm(
+                [
+                    "upgrade",
+                    release,
+                    str(CHART),
+                    "--namespace",
+                    ns,
+                    "--wait",
+                    "--timeout",
+                    "180s",
+                    "-f",
+                    str(values_file(values, tmp_path)),
+                ],
+                env=helm_env,
+                timeout=240,
+            )
+            assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+            assert tokens() == before
+            assert base64.b64decode(core.read_namespaced_secret(tls, ns).data["ca.crt"]) == ca
     finally:
         uninstall = run_helm(
             ["uninstall", release, "--namespace", ns, "--wait", "--timeout", "120s"],

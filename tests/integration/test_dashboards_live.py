@@ -375,6 +375,9 @@ def test_retraining_dashboard_returns_data(
                 registry,
             )
 
+            # The outcome series exist at 0 from the trigger's start: once Prometheus holds
+            # the zero, the Jobs' outcomes below read as increases.
+            prom.wait_for('driftwarden_retrain_jobs_total{model="spam",outcome="failed"} == 0')
             for model in ("fraud", "churn", "spam"):
                 assert _post(svc, env, notification(model)) == "launched"
             done = k8s.wait(
@@ -423,6 +426,13 @@ def test_retraining_dashboard_returns_data(
                 "succeeded",
                 "failed",
             }
+            finished: dict[str, float] = {}
+            for r in results["Retrain Jobs finished, by outcome/A"]:
+                outcome = r["metric"]["outcome"]
+                finished[outcome] = finished.get(outcome, 0.0) + float(r["value"][1])
+            # The trigger creates each policy model's outcome series at 0 at start-up, so the
+            # first failed Job is an increase (what DriftwardenRetrainFailed fires on).
+            assert finished.get("failed", 0) > 0.5, finished
             rollouts = {
                 r["metric"]["outcome"]: float(r["value"][1])
                 for r in results["Rollouts finished, by outcome/A"]

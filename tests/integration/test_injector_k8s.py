@@ -27,6 +27,7 @@ from collector.injector.certs import make_certs, write_certs
 from collector.injector.reconciler import EVENT_REASON, Reconciler
 from driftwarden.services.ports import free_port
 from tests.kits.injector import model_pod
+from tests.kits.kubernetes import annotate
 
 pytestmark = pytest.mark.integration
 IMAGE = "registry.local/driftwarden:test"
@@ -302,3 +303,79 @@ def test_pods_are_admitted_with_the_injector_stopped_and_reported(k8s: Any, tmp_
             return line in text
 
         k8s.wait(scraped, timeout=30, what=f"{line} on the injector's /metrics")
+
+
+def _metric(url: str, ca: bytes, line_prefix: str) -> float:
+    ctx = ssl.create_default_context(cadata=ca.decode())
+    conn = http.client.HTTPSConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), context=ctx)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    for line in text.splitlines():
+        if line.startswith(line_prefix):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{line_prefix} not in /metrics")
+
+
+def test_reinvocation_after_another_webhook_injects_once(
+    k8s: Any, injector: tuple[str, bytes], admission_webhook: Any
+) -> None:
+    """Another mutating webhook, called after ours, changes the pod: the API server calls
+    ours again (reinvocationPolicy IfNeeded), which recognises the pod and adds nothing."""
+    url, ca = injector
+    tag = secrets.token_hex(3)
+    ns = k8s.namespace("inj-re", labels={TEST_LABEL: tag})
+    other = admission_webhook(annotate("example.com/touched", "yes"))
+    other_config = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": f"zz-other-{tag}"},  # called after driftwarden-injector-*
+        "webhooks": [
+            {
+                "name": "other.example.com",
+                "admissionReviewVersions": ["v1"],
+                "clientConfig": {"url": other.url, "caBundle": other.ca_bundle},
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["pods"],
+                    }
+                ],
+                "failurePolicy": "Fail",
+                "sideEffects": "None",
+                "reinvocationPolicy": "IfNeeded",
+                "namespaceSelector": {"matchLabels": {TEST_LABEL: tag}},
+            }
+        ],
+    }
+    again = 'driftwarden_injector_reviews_total{outcome="skipped",reason="already_injected"}'
+    with webhook_config(k8s, url, ca, tag), k8s.api_client() as api:
+        adm = k8s_client.AdmissionregistrationV1Api(api)
+        adm.create_mutating_webhook_configuration(other_config)
+        try:
+            core = k8s_client.CoreV1Api(api)
+            _wait_until_active(k8s, core, ns)
+            k8s.wait(
+                lambda: (
+                    "example.com/touched"
+                    in _create(core, ns, _pod_body("p", {}), dry_run=True)["metadata"].get(
+                        "annotations", {}
+                    )
+                ),
+                timeout=30,
+                what="the other webhook to take effect",
+                interval=0.2,
+            )
+            before = _metric(url, ca, again)
+            pod = _create(core, ns, _pod_body("twice", {"driftwarden.io/inject": "true"}))
+            assert pod["metadata"]["annotations"]["example.com/touched"] == "yes"
+            assert [c["name"] for c in pod["spec"]["initContainers"]] == ["driftwarden-collector"]
+            assert [p["name"] for p in pod["spec"]["containers"][0]["ports"]] == [
+                "dw-model",
+                "metrics",
+            ]
+            assert _metric(url, ca, again) >= before + 1  # reinvoked, and declined
+        finally:
+            adm.delete_mutating_webhook_configuration(other_config["metadata"]["name"])

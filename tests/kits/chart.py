@@ -36,7 +36,11 @@ EVERYTHING_ON: dict[str, Any] = {
             "caSecret": "kafka-ca",
         }
     },
-    "injector": {"reconcile": {"enabled": True}, "namespaceLabels": {"team": "ml"}},
+    "injector": {
+        "reconcile": {"enabled": True},
+        "namespaceLabels": {"team": "ml"},
+        "config": {"extra_env": {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318"}},
+    },
     "detectors": {
         "replicas": 2,
         "specs": {
@@ -49,6 +53,7 @@ EVERYTHING_ON: dict[str, Any] = {
         "namespaces": ["ml-a", "ml-b"],
         "policies": {"fraud": {"model": "fraud", "namespace": "ml-a"}},
     },
+    "canary": {"gatewayApi": True},
     "monitoring": {"rulesConfigMap": True},
     "alertmanager": {"namespace": "monitoring", "alertmanagerConfig": True},
 }

@@ -36,27 +36,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def credit_frame(n: int, seed: int, drifted: bool = False) -> pd.DataFrame:
-    """n rows of the demo's credit features and a `target` label.
-
-    Undrifted rows are labelled by the demo model's own risk score. Drifted rows have the
-    demo's drifted feature population *and* a changed concept (the app channel became
-    risky, high utilisation no longer is), so a model trained before the drift is wrong on
-    them in a way no amount of extrapolation fixes, and retraining visibly helps.
-    """
+    """n rows of the demo's credit features and their true outcome `target`, drawn by the
+    demo's own generator (driftwarden.demo.data): the reference world, or the drifted one,
+    where the inputs move and the concept changes too (high utilisation lowers the risk),
+    so a model trained before the drift is wrong on drifted rows and retraining helps."""
     rng = np.random.default_rng(seed)
-    cols = demo.sample_rows(rng, n, demo.Drift() if drifted else demo.NO_DRIFT)
+    drift = demo.Drift() if drifted else demo.NO_DRIFT
+    cols = demo.sample_rows(rng, n, drift)
     frame = pd.DataFrame(cols)
-    if drifted:
-        z = (
-            -1.0
-            + 2.5 * (frame["channel"] == "app")
-            - 3.0 * frame["utilisation"]
-            + 0.04 * (frame["age"] - 54)
-        ).to_numpy()
-        p = 1.0 / (1.0 + np.exp(-z))
-    else:
-        p = np.asarray(demo.score(frame.to_dict("records")))
-    frame["target"] = (rng.random(n) < p).astype(np.int64)
+    frame["target"] = demo.labels_for(demo.true_probability(cols, drift), rng)
     return frame
 
 

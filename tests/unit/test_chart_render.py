@@ -142,7 +142,7 @@ def test_rbac_grants_nothing_beyond_the_documented_list(values: str) -> None:
         assert not any(t[2] in ("escalate", "bind", "impersonate") for t in rules)
         granted.setdefault(role, set()).update(rules)
     if values == "defaults":
-        assert set(granted) == {"retrain-trigger", "injector-certs"}
+        assert set(granted) == {"retrain-trigger", "injector-certs", "canary"}
     injector_sa = one(RENDERED[values], "ServiceAccount", "-injector")
     assert injector_sa["automountServiceAccountToken"] is False
 
@@ -175,6 +175,7 @@ def test_injector_has_no_rbac_unless_the_reconciler_is_on() -> None:
         ({"trigger": {"namespaces": ["Bad_NS"]}}, "/trigger/namespaces/0"),
         ({"detectors": {"resources": {"limits": {"memory": "2 gigs"}}}}, "memory"),
         ({"monitoring": {"interval": "often"}}, "/monitoring/interval"),
+        ({"canary": {"prometheusUrl": "prometheus:9090"}}, "/canary/prometheusUrl"),
     ],
 )
 def test_schema_rejects_bad_values_naming_them(values: dict[str, Any], named: str) -> None:
@@ -184,10 +185,23 @@ def test_schema_rejects_bad_values_naming_them(values: dict[str, Any], named: st
     assert named in result.stderr, result.stderr
 
 
-def test_canary_toggle_says_why_it_cannot_be_enabled() -> None:
-    result = template({"canary": {"enabled": True}})
-    assert result.returncode != 0
-    assert "canary.enabled: the canary controller" in result.stderr
+def test_canary_controller_runs_in_the_trigger_namespaces() -> None:
+    docs = RENDERED["everything-on"]
+    pod = one(docs, "Deployment", "-canary")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"] == ["canary", "run"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["DRIFTWARDEN_NAMESPACES"] == "ml-a,ml-b"
+    assert env["DRIFTWARDEN_PROMETHEUS"] == "http://prometheus-operated.monitoring.svc:9090"
+    policies = next(v for v in pod["volumes"] if v["name"] == "policies")
+    assert policies["configMap"]["name"] == "driftwarden-retrain-trigger-policies"
+    roles = [d for d in by_kind(docs, "Role") if d["metadata"]["name"] == "driftwarden-canary"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["ml-a", "ml-b"]
+    assert {"services", "httproutes"} <= {r["resources"][0] for r in roles[0]["rules"]}
+    plain = one(RENDERED["defaults"], "Role", "-canary")
+    assert not {"services", "httproutes"} & {r["resources"][0] for r in plain["rules"]}
+    off = render({"canary": {"enabled": False}})
+    assert not [d for d in off if d["metadata"]["name"].endswith("-canary")]
 
 
 # --- objects that must agree with the code --------------------------------------------------
@@ -292,14 +306,20 @@ def test_every_pod_is_locked_down(values: str) -> None:
             )
         if doc["kind"] == "Deployment":
             for container in pod["containers"]:
-                assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+                path = container["readinessProbe"]["httpGet"]["path"]
+                assert path == ("/metrics" if container["name"] == "canary" else "/healthz")
                 assert container["resources"]["requests"]
 
 
 def test_pdbs_and_network_policies() -> None:
     docs = RENDERED["everything-on"]
     pdbs = {d["metadata"]["name"] for d in by_kind(docs, "PodDisruptionBudget")}
-    assert pdbs == {"driftwarden-injector", "driftwarden-detectors", "driftwarden-retrain-trigger"}
+    assert pdbs == {
+        "driftwarden-injector",
+        "driftwarden-detectors",
+        "driftwarden-retrain-trigger",
+        "driftwarden-canary",
+    }
     policies = {d["metadata"]["name"]: d for d in by_kind(docs, "NetworkPolicy")}
     trigger = policies["driftwarden-retrain-trigger"]["spec"]["ingress"][0]
     assert trigger["ports"] == [{"port": "http", "protocol": "TCP"}]
@@ -331,3 +351,66 @@ def test_token_secrets_share_one_token() -> None:
     assert alertmanager["metadata"]["namespace"] == "monitoring"
     assert trigger["data"]["token"] == alertmanager["data"]["token"]
     assert len(trigger["data"]["token"]) >= 60  # base64 of 48 random characters
+
+
+def _envvars(group: str, command: str) -> set[str]:
+    import click
+    import typer.main
+
+    from driftwarden.cli import app
+
+    root = typer.main.get_command(app)
+    ctx = click.Context(root)
+    _, sub, _ = root.resolve_command(ctx, [group])
+    cmd = sub.get_command(click.Context(sub, parent=ctx), command)
+    names: set[str] = set()
+    for param in cmd.params:
+        envvar = getattr(param, "envvar", None)
+        names |= {envvar} if isinstance(envvar, str) else set(envvar or ())
+    return names
+
+
+#: Set on every Kafka client by the chart; only `topics create` reads them yet (docs/chart.md).
+KAFKA_SECURITY_ENV = {
+    "DRIFTWARDEN_KAFKA_SECURITY_PROTOCOL",
+    "DRIFTWARDEN_KAFKA_SASL_MECHANISM",
+    "DRIFTWARDEN_KAFKA_SASL_USERNAME",
+    "DRIFTWARDEN_KAFKA_SASL_PASSWORD",
+    "DRIFTWARDEN_KAFKA_SSL_CA_LOCATION",
+}
+
+
+def test_every_setting_the_chart_passes_is_a_flag_of_its_command() -> None:
+    checked = set()
+    for doc in RENDERED["everything-on"]:
+        if doc["kind"] not in ("Deployment", "Job"):
+            continue
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            args = container.get("args") or []
+            if container.get("command") or len(args) < 2:
+                continue
+            known = _envvars(args[0], args[1])
+            passed = {e["name"] for e in container.get("env", [])} - KAFKA_SECURITY_ENV
+            assert passed <= known, f"{args[:2]}: not flags: {sorted(passed - known)}"
+            checked.add(" ".join(args[:2]))
+    assert checked == {
+        "injector run",
+        "detectors run",
+        "trigger run",
+        "canary run",
+        "topics create",
+    }
+
+
+def test_injector_config_file_is_one_the_injector_loads(tmp_path: Path) -> None:
+    from collector.injector.config import load_config
+
+    docs = RENDERED["everything-on"]
+    text = one(docs, "ConfigMap", "-injector-config")["data"]["injector.yaml"]
+    (tmp_path / "injector.yaml").write_text(text)
+    config = load_config(tmp_path / "injector.yaml", {})
+    assert config.extra_env == {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318"}
+    pod = one(docs, "Deployment", "-injector")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["DRIFTWARDEN_CONFIG"] == "/etc/driftwarden/injector/injector.yaml"
+    assert not [d for d in RENDERED["defaults"] if d["metadata"]["name"].endswith("-config")]

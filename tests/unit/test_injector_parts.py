@@ -17,8 +17,11 @@ from typer.testing import CliRunner
 
 from collector.injector import (
     InjectorConfig,
+    InjectorConfigError,
     InjectorMetrics,
     InjectorStats,
+    decide,
+    load_config,
     make_certs,
     missing_sidecar,
     service_dns_names,
@@ -28,6 +31,7 @@ from collector.injector.certs import not_after
 from collector.injector.reconciler import event_body
 from collector.injector.server import Webhook
 from driftwarden.cli import app
+from driftwarden.metrics_catalogue import CATALOGUE
 from tests.kits.injector import apply, model_pod, review
 
 CFG = InjectorConfig()
@@ -99,7 +103,13 @@ def test_metrics_export_every_reason_from_zero() -> None:
     stats.count("skipped", "not_opted_in")
     stats.count("skipped", "not_opted_in")
     assert registry.get_sample_value(name, {"outcome": "skipped", "reason": "not_opted_in"}) == 2
+    stats.cert_expiry = 1.9e9
     stats.set_missing({"models": 3})
+    # Every family exported is catalogued, with the catalogue's labels.
+    for family in registry.collect():
+        definition = CATALOGUE.get(family.name) or CATALOGUE[family.name + "_total"]
+        for sample in family.samples:
+            assert tuple(sample.labels) == definition.labels, sample
     stats.set_missing({})
     assert (
         registry.get_sample_value(
@@ -152,8 +162,6 @@ def test_reconciler_finds_opted_in_pods_without_the_sidecar() -> None:
 
     opt = {"driftwarden.io/inject": "true"}
     injected = apply(pod("ok", "a", opt), [])  # copy
-    from collector.injector import decide
-
     injected = apply(injected, decide(review(injected)["request"], CFG).patch)
     pods = [
         pod("missing", "a", opt),
@@ -227,3 +235,27 @@ def test_cli_errors_are_one_line(
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def test_config_file_with_flags_on_top(tmp_path: Path) -> None:
+    path = tmp_path / "injector.yaml"
+    path.write_text(
+        "image: registry.local/dw:1\nmemory_limit: 512Mi\n"
+        "extra_env: {OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318'}\n"
+    )
+    cfg = load_config(path, {"memory_limit": "1Gi", "native_sidecar": False})
+    assert (cfg.image, cfg.memory_limit, cfg.native_sidecar) == (
+        "registry.local/dw:1",
+        "1Gi",
+        False,
+    )
+    assert cfg.extra_env == {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318"}
+    pod = model_pod({"driftwarden.io/inject": "true"})
+    side = apply(pod, decide(review(pod)["request"], cfg).patch)["spec"]["containers"][-1]
+    assert {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://otel:4318"} in side["env"]
+    path.write_text("imgae: typo\n")
+    with pytest.raises(InjectorConfigError, match=r"injector.yaml.*imgae"):
+        load_config(path)
+    with pytest.raises(InjectorConfigError, match="no such injector config file"):
+        load_config(tmp_path / "missing.yaml")
+    assert load_config(None).image == InjectorConfig().image

@@ -74,3 +74,8 @@ def test_consumer_reports_end_the_service_only_when_fatal() -> None:
     assert type(away) is RetryLater
     fatal = reported_error(_err(KafkaError._FENCED, fatal=True), "Kafka consumer")
     assert type(fatal) is GiveUp and str(fatal).startswith("Kafka consumer: KafkaError{FATAL")
+
+
+def test_refused_credentials_reported_by_the_consumer_give_up() -> None:
+    refused = reported_error(_err(KafkaError.TOPIC_AUTHORIZATION_FAILED), "Kafka consumer")
+    assert type(refused) is GiveUp

@@ -181,3 +181,52 @@ def test_cuda_training_uses_mixed_precision_and_matches_cpu_quality(tmp_path: Pa
     assert gpu.gate.passed
     assert abs(gpu.holdout["new"]["log_loss"] - cpu.holdout["new"]["log_loss"]) < 0.02
     assert np.isfinite(gpu.fit.best_valid_loss)
+
+
+def _spec(target: dict[str, object], prediction: dict[str, object]) -> object:
+    from driftwarden.spec import parse_spec
+
+    return parse_spec(
+        {
+            "model": "toy",
+            "features": [{"name": "x", "type": "numerical"}, {"name": "c", "type": "categorical"}],
+            "target": {"column": "y", **target},
+            "prediction": prediction,
+        }
+    )
+
+
+def test_regression_and_multiclass_targets_train_gate_and_reduce() -> None:
+    import pandas as pd
+
+    from retrain_trigger.serve_protocol import OutputReducer
+    from retrain_trigger.train.fit import FitSettings
+    from retrain_trigger.train.model import Predictor
+    from retrain_trigger.train.trainer import TrainSettings, train
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(0, 1, 1_500)
+    c = rng.choice(["u", "v", "w"], 1_500)
+    settings = TrainSettings(fit=FitSettings(epochs=25, patience=4, batch_size=128))
+    cpu = torch.device("cpu")
+    reg = pd.DataFrame({"x": x, "c": c, "y": 3 * x + (c == "v") * 2 + rng.normal(0, 0.1, 1_500)})
+    spec = _spec({"type": "regression"}, {"type": "regression"})
+    out = train(reg, spec, "y", settings, cpu)
+    assert out.gate.passed and out.gate.metric == "rmse"
+    assert out.holdout["new"]["rmse"] < 0.5 * out.holdout["baseline"]["rmse"]
+    values = OutputReducer(spec, out.labels)(
+        Predictor(out.fit.module, out.features, out.labels).predict({"x": [1.0], "c": ["v"]})
+    )
+    assert values[0] == pytest.approx(5.0, abs=0.7)
+
+    cls = pd.DataFrame(
+        {"x": x, "c": c, "y": np.where(x < -0.5, "low", np.where(x > 0.5, "high", "mid"))}
+    )
+    spec = _spec({"type": "class", "positive_label": "high"}, {"type": "class"})
+    out = train(cls, spec, "y", settings, cpu)
+    assert out.gate.passed and out.labels.classes == ["high", "low", "mid"]
+    assert out.holdout["new"]["accuracy"] > 0.85
+    labels = OutputReducer(spec, out.labels)(
+        Predictor(out.fit.module, out.features, out.labels).predict({"x": [-2.0, 0.0, 2.0]})
+    )
+    assert labels == ["low", "mid", "high"]
