@@ -1,77 +1,164 @@
-"""`driftwarden demo`: model server, collector, Kafka, detectors, Prometheus with the real
-rules, and Alertmanager delivering the drift alert to a local listener, on one machine.
+"""`driftwarden demo`: the whole loop on one machine — drift → alert → retraining → canary →
+promotion (or rollback).
 
-Every process is a real one started here and stopped here (the kernel kills them too if
-this process dies). Nothing is mocked; the rules are the generated production rules with
-short `for:` durations so the alert arrives within a minute.
+Real processes, started here and stopped here (the kernel kills them too if this process
+dies): Kafka, Prometheus with the generated rules, Alertmanager routing to the retrain
+trigger (its FastAPI app, bearer token), the model — a torch model trained by
+`retrain_trigger.train`, served by `retrain_trigger.serve` — behind the collector, the
+detectors, and in this process the production `TriggerService` and canary `Controller`.
+Where a cluster would be, `driftwarden.demo.cluster` runs the Job and the canary locally
+behind the same interfaces (module docstring there).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
+from prometheus_client import CollectorRegistry, start_http_server
 
-from driftwarden.demo.data import MODEL, VERSION, reference_frame, spec_document
+from driftwarden.demo.baseline import DEFAULT_CACHE, Baseline, prepare_baseline
+from driftwarden.demo.cluster import (
+    LocalCluster,
+    LocalJobs,
+    LocalRollouts,
+    SplitRouter,
+    TrafficSplit,
+)
+from driftwarden.demo.data import MODEL, VERSION, spec_document
 from driftwarden.demo.traffic import TrafficPlan, TrafficStats, run_traffic
 from driftwarden.demo.view import Snapshot, snapshot_from_prometheus
 from driftwarden.kafka import Topics
-from driftwarden.services.alertmanager import AlertmanagerServer, render_alertmanager_config
+from driftwarden.services.alertmanager import AlertmanagerServer
 from driftwarden.services.kafka import KafkaBroker
 from driftwarden.services.ports import free_port, port_is_open
 from driftwarden.services.process import ManagedProcess
 from driftwarden.services.prometheus import PrometheusServer, render_prometheus_config
-from driftwarden.services.webhook import WebhookListener
 
 ALERT = "DriftwardenDatasetDrift"
+NAMESPACE = "default"
+CANARY = f"{MODEL}-canary"
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """Timings of one demo run. `normal` is `make demo`; `fast` is CI's short mode."""
+
+    rate: float  # requests per second
+    drift_after_s: float  # drift starts this long after traffic starts
+    window_rows: int  # rows per detector window ...
+    window_s: float  # ... or this many seconds, whichever comes first
+    alert_for: str  # `for:` of every alert rule
+    baseline_epochs: int  # v1's training (cached)
+    retrain_epochs: int  # the retrain Job's --epochs
+    since_s: int  # the retrain Job trains on the last since_s seconds of labelled traffic
+    steps: tuple[int, ...]  # canary weights
+    check_interval_s: int
+    step_deadline_s: int
+    min_requests: int  # canary requests per check window before errors/latency count
+    min_labelled_rows: int  # rows of the last closed window, each version, before accuracy
+    tail_s: float  # traffic kept after the rollout ends (accuracy of the new stable)
+
+
+PROFILES = {
+    "normal": Profile(
+        rate=100,
+        drift_after_s=30,
+        window_rows=500,
+        window_s=15,
+        alert_for="10s",
+        baseline_epochs=30,
+        retrain_epochs=40,
+        since_s=45,
+        steps=(10, 25, 50, 100),
+        check_interval_s=10,
+        step_deadline_s=120,
+        min_requests=50,
+        min_labelled_rows=100,
+        tail_s=20,
+    ),
+    "fast": Profile(
+        rate=60,
+        drift_after_s=15,
+        window_rows=200,
+        window_s=8,
+        alert_for="5s",
+        baseline_epochs=30,
+        retrain_epochs=15,
+        since_s=30,
+        steps=(50, 100),
+        check_interval_s=4,
+        step_deadline_s=60,
+        min_requests=30,
+        min_labelled_rows=50,
+        tail_s=4,
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
 class DemoOptions:
-    duration_s: float = 120.0  # stop after this long (Ctrl-C stops earlier)
-    rate: float = 100.0  # requests per second
-    drift_after_s: float = 30.0  # drift starts this long after traffic starts
-    window_rows: int = 500  # rows per detector window
-    alert_for: str = "10s"  # `for:` of every alert rule in the demo
-    stop_on_alert: bool = False  # end as soon as the drift alert arrived (CI's short mode)
-    live: bool = True  # rich live view (off: one progress line every few seconds)
-    keep: bool = False  # keep the work folder (logs, configs) for inspection
+    duration_s: float = 480.0  # traffic stops after this long at the latest (Ctrl-C: earlier)
+    profile: str = "normal"  # normal | fast
+    drift: bool = True  # --no-drift: reference-like traffic only (no alert, no retrain)
+    worse_model: bool = False  # corrupt the retrained model: the canary must roll it back
+    seed: int = 11
+    live: bool = True
+    keep: bool = False  # keep the work folder (logs, configs, artifacts)
     workdir: Path | None = None
+    cache_dir: Path = DEFAULT_CACHE
+    report: Path | None = None  # the HTML report (default: out/demo-report.html)
+
+    @property
+    def timings(self) -> Profile:
+        return PROFILES[self.profile]
+
+
+@dataclass
+class Milestones:
+    """Wall-clock times (time.time()) of the loop's steps, None until reached."""
+
+    first_drifted: float | None = None
+    alert_firing: float | None = None  # Prometheus: the alert fires
+    alert_delivered: float | None = None  # the trigger received it
+    job_launched: float | None = None
+    retrained: float | None = None  # the Job finished
+    canary_started: float | None = None
+    rollout_finished: float | None = None
+    outcome: str | None = None  # promoted | rolled_back
+    job: str | None = None
+    job_outcome: str | None = None
+    new_version: str | None = None
 
 
 @dataclass
 class DemoResult:
-    requests_sent: int
-    requests_ok: int
-    labels_sent: int
-    first_drifted_at: float | None
-    alert_received_at: float | None
-    alert: dict | None
+    stats: TrafficStats
+    milestones: Milestones
+    timeline: list[dict[str, Any]]
+    lineage: list[dict[str, Any]]
     workdir: Path
-    processes: list[str] = field(default_factory=list)
+    report: Path | None
+    events: list[str] = field(default_factory=list)
 
-    @property
-    def seconds_to_alert(self) -> float | None:
-        if self.first_drifted_at is None or self.alert_received_at is None:
-            return None
-        return self.alert_received_at - self.first_drifted_at
+    def since_drift(self, ts: float | None) -> float | None:
+        first = self.milestones.first_drifted
+        return None if ts is None or first is None else ts - first
 
-
-def _drift_alert(listener: WebhookListener) -> dict | None:
-    for payload in listener.received:
-        for alert in payload.get("alerts", []):
-            labels = alert.get("labels", {})
-            if alert.get("status") == "firing" and labels.get("alertname") == ALERT:
-                return alert
-    return None
+    def drifted_accuracy(self, version: str) -> float | None:
+        t = self.stats.accuracy.get((version, True))
+        return t.accuracy if t is not None else None
 
 
 def _rule_files(workdir: Path, alert_for: str) -> list[Path]:
@@ -92,145 +179,356 @@ def _job(name: str, port: int) -> dict[str, object]:
     return {"job_name": name, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
 
 
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "driftwarden", *args]
+def alertmanager_config(trigger_url: str, token_file: Path) -> str:
+    """Every alert to the retrain trigger's webhook, with its bearer token."""
+    receiver = {
+        "name": "retrain-trigger",
+        "webhook_configs": [
+            {
+                "url": f"{trigger_url}/v1/alertmanager",
+                "send_resolved": True,
+                "http_config": {
+                    "authorization": {"type": "Bearer", "credentials_file": str(token_file)}
+                },
+            }
+        ],
+    }
+    route = {
+        "receiver": "retrain-trigger",
+        "group_by": ["alertname", "model"],
+        "group_wait": "1s",
+        "group_interval": "5s",
+        "repeat_interval": "1h",
+    }
+    return yaml.safe_dump({"route": route, "receivers": [receiver]}, sort_keys=False)
+
+
+def policy_document(p: Profile, *, spec: Path, output: Path, seed: int) -> dict[str, Any]:
+    """The model's retrain policy, read by the trigger and the canary controller alike."""
+    return {
+        "model": MODEL,
+        "namespace": NAMESPACE,
+        "deployment": MODEL,
+        "trainer": {
+            "image": "local",  # the local executor runs the command on this machine
+            "command": [sys.executable, "-m", "retrain_trigger.train"],
+            "args": [
+                *("--data", "{data}", "--spec", "{spec}", "--out", "{artifact}"),
+                *("--current-artifact", "{current_artifact}", "--model-version", "{version}"),
+                *("--seed", str(seed)),
+            ],
+            "resources": {"gpu": 0, "cpu": "1", "memory": "2Gi"},
+        },
+        "data": {"source": "kafka", "since_s": p.since_s},
+        "spec": str(spec),
+        "output": str(output),
+        "epochs": p.retrain_epochs,
+        "cooldown_s": 3600,  # one retrain per demo: the drift keeps firing afterwards
+        "max_concurrent": 1,
+        "backoff_limit": 0,
+        "active_deadline_seconds": 600,
+        "ttl_seconds_after_finished": 3600,
+        "canary": {
+            "enabled": True,
+            "router": "replicas",
+            "steps": list(p.steps),
+            "check_interval_s": p.check_interval_s,
+            "step_deadline_s": p.step_deadline_s,
+            "on_deadline": "rollback",
+            "thresholds": {
+                "max_error_rate_increase": 0.01,
+                # Two servers sharing a busy laptop's cores: p99s are noisy; a real
+                # regression (a slower model) is still several times slower.
+                "max_p99_latency_ratio": 3.0,
+                "performance_metric": "accuracy",
+                "performance_tolerance": 0.02,
+                "min_labelled_rows": p.min_labelled_rows,
+                "min_requests": p.min_requests,
+                "max_prediction_drift": 0.5,
+                "max_data_quality_share": 0.05,
+            },
+        },
+    }
+
+
+def stable_deployment(artifact: Path, spec: Path, bootstrap: str) -> dict[str, Any]:
+    """The model's Deployment: the model server and the collector sidecar in one pod."""
+    version_env = {
+        "name": "DRIFTWARDEN_MODEL_VERSION",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['driftwarden.io/model-version']"}},
+    }
+    annotations = {"driftwarden.io/model-version": VERSION, "driftwarden.io/artifact": str(artifact)}
+    labels = {"app": MODEL, "version": VERSION}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": MODEL,
+            "namespace": NAMESPACE,
+            "labels": dict(labels),
+            "annotations": dict(annotations),
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": MODEL}},
+            "template": {
+                "metadata": {"labels": dict(labels), "annotations": dict(annotations)},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "model",
+                            "command": [sys.executable, "-m", "retrain_trigger.serve"],
+                            "args": [
+                                *("--artifact", str(artifact), "--name", MODEL),
+                                *("--port", "$(MODEL_PORT)", "--log-level", "warning"),
+                            ],
+                        },
+                        {
+                            "name": "collector",
+                            "command": [sys.executable, "-m", "driftwarden", "collector", "run"],
+                            "args": [
+                                *("--model", MODEL, "--model-port", "$(MODEL_PORT)"),
+                                *("--port", "$(PROXY_PORT)", "--admin-port", "$(ADMIN_PORT)"),
+                                *("--bootstrap", bootstrap, "--payload-format", "kserve-v1"),
+                                *("--spec", str(spec), "--spool-dir", "$(POD_DIR)/spool"),
+                            ],
+                            "env": [version_env],
+                        },
+                    ]
+                },
+            },
+        },
+    }
 
 
 class Demo:
-    """Owns every process of one demo run; `close()` stops them all."""
+    """Owns every process and thread of one demo run; `close()` stops them all."""
 
     def __init__(self, options: DemoOptions, say: Callable[[str], None]) -> None:
         self.options = options
         self.say = say
         self.workdir = options.workdir or Path(tempfile.mkdtemp(prefix="driftwarden-demo-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._servers: list[object] = []
-        self.listener: WebhookListener | None = None
+        self._servers: list[Any] = []
         self.prometheus: PrometheusServer | None = None
+        self.cluster: LocalCluster | None = None
+        self.trigger: Any = None
+        self.controller: Any = None
+        self.split = TrafficSplit(MODEL, CANARY, seed=options.seed)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._metrics_server: Any = None
+        self.baseline: Baseline | None = None
         self.ports: dict[str, int] = {}
 
     # --- start -----------------------------------------------------------------------
     def start(self) -> None:
-        w = self.workdir
-        o = self.options
-        self.say("writing reference data (20,000 rows) and the model's monitoring spec")
+        w, o, p = self.workdir, self.options, self.options.timings
+        t0 = time.monotonic()
+        self.baseline = prepare_baseline(
+            o.cache_dir.resolve(), epochs=p.baseline_epochs, say=self.say
+        )
+        b = self.baseline
+        acc = f", holdout accuracy {b.holdout_accuracy:.3f}" if b.holdout_accuracy else ""
+        self.say(f"model {MODEL} {VERSION}: {b.artifact}{' (cached)' if b.cached else ''}{acc}")
         (w / "specs").mkdir(exist_ok=True)
-        reference_frame().to_parquet(w / "reference.parquet")
         spec_path = w / "specs" / f"{MODEL}.yaml"
-        spec_path.write_text(yaml.safe_dump(spec_document("../reference.parquet", o.window_rows)))
-
-        self.listener = WebhookListener()
-        self._servers.append(self.listener)
-        self.say(f"alert receiver listening on {self.listener.url}")
+        spec_path.write_text(
+            yaml.safe_dump(spec_document(str(b.reference), p.window_rows, p.window_s))
+        )
 
         kafka = KafkaBroker(w / "kafka")
         self._servers.append(kafka)
-        am = AlertmanagerServer(
-            w / "alertmanager",
-            config_yaml=render_alertmanager_config(
-                self.listener.url, group_by=("alertname", "model")
-            ),
-        )
-        self._servers.append(am)
-        for name in ("model", "proxy", "admin", "detectors"):
-            self.ports[name] = free_port()
-        t0 = time.monotonic()
         kafka.start()
         self.say(f"Kafka (KRaft) ready on {kafka.bootstrap}")
+        topics = Topics.with_prefix()
+        for topic in (topics.predictions, topics.feedback, topics.deadletter):
+            kafka.create_topic(topic, partitions=3)
+
+        self.cluster = LocalCluster(
+            w,
+            self.split,
+            namespace=NAMESPACE,
+            bootstrap=kafka.bootstrap,
+            spec_path=spec_path,
+            after_training=_worsen if o.worse_model else None,
+            say=self.say,
+        )
+        policies = w / "policies"
+        policies.mkdir(exist_ok=True)
+        policy = policy_document(p, spec=spec_path, output=w / "artifacts", seed=o.seed)
+        (policies / f"{MODEL}.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
+        token = w / "trigger-token"
+        token.write_text(secrets.token_urlsafe(24))
+        token.chmod(0o600)
+        self._start_trigger(policies, token, kafka.bootstrap)
+
+        am = AlertmanagerServer(
+            w / "alertmanager", config_yaml=alertmanager_config(self.trigger.url, token)
+        )
+        self._servers.append(am)
         am.start()
-        self.say(f"Alertmanager ready on {am.url}")
-        rules = _rule_files(w, o.alert_for)
+        self.say(f"Alertmanager ready on {am.url}, routing to the retrain trigger (bearer token)")
+
+        self.ports["detectors"] = free_port()
+        self.ports["canary"] = free_port()
+        rules = _rule_files(w, p.alert_for)
         self.prometheus = PrometheusServer(
             w / "prometheus",
             config_yaml=render_prometheus_config(
                 rule_files=rules,
                 alertmanager_url=am.url,
                 extra_scrape_configs=[
-                    _job("driftwarden-collector", self.ports["admin"]),
+                    {
+                        "job_name": "driftwarden-collector",
+                        "file_sd_configs": [
+                            {"files": [str(self.cluster.targets_dir / "*.json")], "refresh_interval": "5s"}
+                        ],
+                    },
                     _job("driftwarden-detectors", self.ports["detectors"]),
+                    _job("driftwarden-retrain-trigger", self.trigger.port),
+                    _job("driftwarden-canary", self.ports["canary"]),
                 ],
             ),
         )
         self._servers.append(self.prometheus)
         self.prometheus.start()
         self.say(f"Prometheus ready on {self.prometheus.url} ({len(rules)} rule files)")
-        topics = Topics.with_prefix()
-        for topic in (topics.predictions, topics.feedback, topics.deadletter):
-            kafka.create_topic(topic, partitions=3)
 
-        self._spawn(
-            "model",
-            [
-                sys.executable,
-                "-m",
-                "driftwarden.demo.model_server",
-                "--port",
-                str(self.ports["model"]),
-            ],
-            self.ports["model"],
-        )
-        self._spawn(
-            "collector",
-            _cli(
-                "collector",
-                "run",
-                "--model",
-                MODEL,
-                "--model-version",
-                VERSION,
-                "--model-port",
-                str(self.ports["model"]),
-                "--port",
-                str(self.ports["proxy"]),
-                "--admin-port",
-                str(self.ports["admin"]),
-                "--bootstrap",
-                kafka.bootstrap,
-                "--payload-format",
-                "kserve-v1",
-                "--spec",
-                str(spec_path),
-                "--spool-dir",
-                str(w / "spool"),
-            ),
-            self.ports["proxy"],
-        )
+        self.cluster.add_deployment(stable_deployment(b.artifact, spec_path, kafka.bootstrap))
         self._spawn(
             "detectors",
-            _cli(
-                "detectors",
-                "run",
-                "--specs",
-                str(w / "specs"),
-                "--bootstrap",
-                kafka.bootstrap,
-                "--metrics-port",
-                str(self.ports["detectors"]),
-                "--group-id",
-                "driftwarden-demo",
-            ),
+            [
+                *(sys.executable, "-m", "driftwarden", "detectors", "run"),
+                *("--specs", str(w / "specs"), "--bootstrap", kafka.bootstrap),
+                *("--metrics-port", str(self.ports["detectors"]), "--group-id", "driftwarden-demo"),
+            ],
             self.ports["detectors"],
         )
+        self._start_canary_controller(policies, kafka.bootstrap)
+        deadline = time.monotonic() + 120
+        while MODEL not in self.split.endpoints():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the {MODEL} pod did not become ready; see {w / 'logs'}")
+            time.sleep(0.2)
         self.say(f"all components up in {time.monotonic() - t0:.1f}s; work folder {w}")
 
-    def _spawn(self, name: str, argv: list[str], port: int, timeout: float = 60.0) -> None:
+    def _start_trigger(self, policies: Path, token: Path, bootstrap: str) -> None:
+        from retrain_trigger.runner import TriggerService, TriggerSettings
+
+        assert self.cluster is not None
+        settings = TriggerSettings(
+            policies=policies,
+            token_file=token,
+            namespaces=(NAMESPACE,),
+            host="127.0.0.1",
+            port=0,
+            bootstrap=bootstrap,
+        )
+        self.trigger = TriggerService(settings, jobs=LocalJobs(self.cluster)).start()
+        self.say(f"retrain trigger listening on {self.trigger.url} (jobs run locally)")
+
+    def _start_canary_controller(self, policies: Path, bootstrap: str) -> None:
+        from retrain_trigger.canary.controller import Controller
+        from retrain_trigger.canary.prometheus import Analyzer, PrometheusClient
+        from retrain_trigger.lineage import LineageLog, lineage_topic
+        from retrain_trigger.policy import load_policies
+
+        assert self.cluster is not None and self.prometheus is not None
+        registry = CollectorRegistry()
+        lineage = LineageLog(bootstrap, lineage_topic())
+        self._servers.append(_Closing(lineage))
+        self.controller = Controller(
+            load_policies(policies, namespaces=frozenset({NAMESPACE})),
+            LocalRollouts(self.cluster),
+            Analyzer(PrometheusClient(self.prometheus.url, timeout_s=5)),
+            lineage,
+            registry,
+            routers={"replicas": SplitRouter(self.split)},
+        )
+        self._metrics_server = start_http_server(
+            self.ports["canary"], addr="127.0.0.1", registry=registry
+        )
+        t = threading.Thread(
+            target=self.controller.run, args=(self._stop, 1.0), name="canary", daemon=True
+        )
+        t.start()
+        self._threads.append(t)
+        self.say("canary controller running (router: the traffic split)")
+
+    def _spawn(self, name: str, argv: list[str], port: int, timeout: float = 90.0) -> None:
         proc = ManagedProcess(name, argv, self.workdir / "logs" / f"{name}.log")
         proc.start()
         self._servers.append(proc)
         proc.wait_ready(lambda: port_is_open("127.0.0.1", port), timeout, f"port {port}")
         self.say(f"{name} ready on 127.0.0.1:{port} (log {proc.log_path})")
 
+    def lineage(self) -> list[dict[str, Any]]:
+        """The model's lineage as `GET /v1/models/{model}/history` serves it (bearer token)."""
+        import json
+        import urllib.request
+
+        token = (self.workdir / "trigger-token").read_text().strip()
+        req = urllib.request.Request(
+            f"{self.trigger.url}/v1/models/{MODEL}/history",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        with urllib.request.urlopen(req, timeout=20) as r:
+            data = json.loads(r.read())
+        return list(data.get("events") or [])
+
     # --- stop ------------------------------------------------------------------------
     def close(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=10)
+        if self._metrics_server is not None:
+            server, thread = self._metrics_server
+            server.shutdown()
+            thread.join(timeout=5)
+        if self.trigger is not None:
+            with contextlib.suppress(Exception):
+                self.trigger.stop()
+        if self.cluster is not None:
+            self.cluster.close()
         for server in reversed(self._servers):
             with contextlib.suppress(Exception):
-                if isinstance(server, WebhookListener):
-                    server.close()
-                else:
-                    server.stop()  # type: ignore[attr-defined]
+                server.stop()
         self._servers.clear()
         if not self.options.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class _Closing:
+    """Gives a LineageLog the `stop()` the server list calls."""
+
+    def __init__(self, lineage: Any) -> None:
+        self.lineage = lineage
+
+    def stop(self) -> None:
+        self.lineage.close()
+
+
+def _worsen(artifact: Path) -> None:
+    """Make a trained model worse on purpose: negate its output layer, which swaps the two
+    classes' probabilities. The trainer's gate passed before this; only the canary can
+    catch it now."""
+    import torch
+
+    path = artifact / "model.pt"
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state["head.weight"] = -state["head.weight"]
+    state["head.bias"] = -state["head.bias"]
+    torch.save(state, path)
+
+
+def _sample_sum(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    total = 0.0
+    for family in registry.collect():
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                total += s.value
+    return total
 
 
 def _alert_state(prometheus: PrometheusServer) -> str:
@@ -240,71 +538,159 @@ def _alert_state(prometheus: PrometheusServer) -> str:
     return "firing" if "firing" in states else "pending" if "pending" in states else "inactive"
 
 
-async def _watch(
-    demo: Demo, stats: TrafficStats, stop: asyncio.Event, show: Callable[[Snapshot], None]
-) -> DemoResult:
-    o = demo.options
-    assert demo.prometheus is not None and demo.listener is not None
-    prometheus, listener = demo.prometheus, demo.listener
-    start = time.monotonic()
-    alert_at: float | None = None
-    alert: dict | None = None
-    snap = Snapshot()
-    while time.monotonic() - start < o.duration_s:
-        await asyncio.sleep(1.0)
+class Watcher:
+    """Reads the loop's state once a second: Prometheus, the trigger, the local Jobs, the
+    canary controller; announces each milestone once (`say`) and records the timeline."""
+
+    def __init__(self, demo: Demo, stats: TrafficStats) -> None:
+        self.demo = demo
+        self.stats = stats
+        self.m = Milestones()
+        self.timeline: list[dict[str, Any]] = []
+        self._said: set[str] = set()
+        self._events_seen = 0
+
+    def once(self, key: str, message: str) -> None:
+        if key not in self._said:
+            self._said.add(key)
+            self.demo.say(message)
+
+    def poll(self, snap: Snapshot, start: float) -> None:
+        d, m, now = self.demo, self.m, time.time()
+        assert d.prometheus is not None and d.cluster is not None
         snap.elapsed_s = time.monotonic() - start
-        snap.drifting = stats.first_drifted_at is not None
-        snap.requests_sent = stats.sent
+        snap.drifting = self.stats.first_drifted_at is not None
+        snap.requests_sent = self.stats.sent
+        if m.first_drifted is None and self.stats.first_drifted_at is not None:
+            m.first_drifted = self.stats.first_drifted_at
+            self.once("drift", "drift starts now: inputs move and the outcome's relation to them changes")
         with contextlib.suppress(Exception):  # a slow scrape must not end the demo
-            await asyncio.to_thread(snapshot_from_prometheus, prometheus.query, snap)
-            snap.alert_state = await asyncio.to_thread(_alert_state, prometheus)
-        if alert is None:
-            alert = _drift_alert(listener)
-            if alert is not None:
-                alert_at = time.time()
-        snap.alert_delivered = alert is not None
-        show(snap)
-        if alert is not None and o.stop_on_alert:
-            break
-    stop.set()
-    return DemoResult(
-        requests_sent=stats.sent,
-        requests_ok=stats.ok,
-        labels_sent=stats.labels_sent,
-        first_drifted_at=stats.first_drifted_at,
-        alert_received_at=alert_at,
-        alert=alert,
-        workdir=demo.workdir,
-    )
+            snapshot_from_prometheus(d.prometheus.query, snap)
+            snap.alert_state = _alert_state(d.prometheus)
+        if snap.alert_state == "firing" and m.alert_firing is None:
+            m.alert_firing = now
+            self.once("firing", f"alert {ALERT} firing in Prometheus")
+        received = _sample_sum(d.trigger.registry, "driftwarden_alerts_received_total")
+        if received and m.alert_delivered is None:
+            m.alert_delivered = now
+            self.once("delivered", f"alert {ALERT} delivered to the retrain trigger")
+        snap.alert_delivered = m.alert_delivered is not None
+        for run in list(d.cluster.runs.values()):
+            m.job, snap.job = run.name, run.name
+            if m.job_launched is None:
+                m.job_launched = run.started_at
+                self.once("launched", f"trigger decision: launched; Job {run.name} started (trainer subprocess)")
+            snap.job_epoch, snap.job_epochs, snap.job_outcome = run.epoch, run.epochs, run.outcome
+            if run.epoch:
+                self.once(f"epoch{run.epoch}", f"retraining: epoch {run.epoch}/{run.epochs}")
+            if run.finished_at is not None and m.retrained is None:
+                m.retrained, m.job_outcome = run.finished_at, run.outcome
+                self.once("trained", f"Job {run.name} {run.outcome} (exit {run.exit_code})")
+        state = d.controller.states().get(MODEL)
+        if state is not None:
+            m.new_version = state.version
+            snap.canary_version, snap.canary_phase = state.version, state.phase.value
+            snap.canary_weight, snap.canary_step = state.canary_weight, state.step
+            snap.canary_steps = len(d.options.timings.steps)
+            snap.checks = {c.check: c.verdict.value for c in state.checks}
+            if m.canary_started is None:
+                m.canary_started = state.started_at
+            if state.phase.value == "progressing":
+                self.once(
+                    f"step{state.step}",
+                    f"canary {state.version} step {state.step + 1}/{snap.canary_steps}: "
+                    f"{state.weight}% of traffic",
+                )
+            if state.checks:
+                verdicts = ", ".join(f"{c.check} {c.verdict.value}" for c in state.checks)
+                self.once(f"analysis{state.analyses}", f"canary analysis {state.analyses}: {verdicts}")
+            if state.phase.terminal and m.rollout_finished is None:
+                m.rollout_finished, m.outcome = state.finished_at or now, state.phase.value
+                self.once("finished", f"rollout of {state.version} {state.phase.value}: {state.reason}")
+        for e in d.cluster.events[self._events_seen :]:
+            self.demo.say(f"event {e.object} {e.reason}: {e.message}")
+        self._events_seen = len(d.cluster.events)
+        versions = {ep.version for ep in d.split.endpoints().values()} | {
+            v for (v, _) in self.stats.accuracy
+        }
+        second = int(snap.elapsed_s)
+        snap.accuracy = {v: self.stats.recent_accuracy(v, second) for v in sorted(versions)}
+        snap.served = dict(self.stats.served)
+        self.timeline.append(
+            {
+                "t": round(snap.elapsed_s, 1),
+                "drifting": snap.drifting,
+                "drift_share": snap.drift_share,
+                "alert": snap.alert_state,
+                "weight": d.split.weight if MODEL + "-canary" in d.split.endpoints() else 0,
+                "phase": snap.canary_phase,
+                "accuracy": {v: a for v, a in snap.accuracy.items() if a is not None},
+            }
+        )
 
 
-async def _run(demo: Demo, show: Callable[[Snapshot], None]) -> DemoResult:
-    o = demo.options
+async def _run(demo: Demo, show: Callable[[Snapshot], None]) -> tuple[Watcher, TrafficStats]:
+    o, p = demo.options, demo.options.timings
     stats = TrafficStats()
     stop = asyncio.Event()
     plan = TrafficPlan(
-        proxy_url=f"http://127.0.0.1:{demo.ports['proxy']}",
-        feedback_url=f"http://127.0.0.1:{demo.ports['admin']}/v1/feedback",
-        rate=o.rate,
-        drift_after_s=o.drift_after_s,
+        rate=p.rate, drift_after_s=p.drift_after_s if o.drift else None, seed=o.seed
     )
-    traffic = asyncio.create_task(run_traffic(plan, stats, stop))
+    traffic = asyncio.create_task(run_traffic(plan, demo.split, stats, stop))
+    watcher = Watcher(demo, stats)
+    start = time.monotonic()
+    snap = Snapshot(window_rows=float(p.window_rows))
+    done_at: float | None = None
     try:
-        return await _watch(demo, stats, stop, show)
+        while time.monotonic() - start < o.duration_s:
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(watcher.poll, snap, start)
+            show(snap)
+            failed = watcher.m.job_outcome == "failed"
+            if done_at is None and (watcher.m.rollout_finished is not None or failed):
+                done_at = time.monotonic()
+                demo.say(f"the loop is complete; {p.tail_s:.0f}s more traffic, then stop")
+            if done_at is not None and time.monotonic() - done_at >= p.tail_s:
+                break
     finally:
         stop.set()
         await traffic
+    return watcher, stats
 
 
 def run_demo(
     options: DemoOptions, say: Callable[[str], None], show: Callable[[Snapshot], None]
 ) -> DemoResult:
-    """Start everything, run traffic with drift, watch for the alert, stop everything."""
+    """Start everything, run traffic with drift, follow the loop to its end, stop everything."""
+    from driftwarden.demo.report import write_report
+
     demo = Demo(options, say)
     try:
         demo.start()
-        say(f"sending {options.rate:.0f} req/s; drift starts after {options.drift_after_s:.0f}s")
-        return asyncio.run(_run(demo, show))
+        p = options.timings
+        say(
+            f"sending {p.rate:.0f} req/s; "
+            + (f"drift starts after {p.drift_after_s:.0f}s" if options.drift else "no drift")
+        )
+        watcher, stats = asyncio.run(_run(demo, show))
+        lineage: list[dict[str, Any]] = []
+        try:
+            lineage = demo.lineage()
+        except Exception as e:
+            say(f"could not read the lineage from the trigger: {e}")
+        result = DemoResult(
+            stats=stats,
+            milestones=watcher.m,
+            timeline=watcher.timeline,
+            lineage=lineage,
+            workdir=demo.workdir,
+            report=None,
+            events=[f"{e.reason}: {e.message}" for e in demo.cluster.events] if demo.cluster else [],
+        )
+        report = options.report or Path("out") / "demo-report.html"
+        write_report(result, report)
+        result.report = report.resolve()
+        return result
     finally:
         say("stopping every process")
         demo.close()
