@@ -1,4 +1,4 @@
-"""`driftwarden demo`: the whole monitoring loop on one machine."""
+"""`driftwarden demo`: the whole loop on one machine, drift → alert → retraining → canary → promotion."""
 
 from __future__ import annotations
 
@@ -11,50 +11,67 @@ from rich.live import Live
 
 
 def demo(
-    duration: float = typer.Option(120.0, min=10, help="Seconds of traffic before the demo stops."),
-    rate: float = typer.Option(
-        100.0, min=1, max=2000, help="Requests per second sent to the model."
+    duration: float = typer.Option(
+        480.0,
+        min=10,
+        help="Seconds of traffic at most (the demo ends earlier once the loop is done).",
     ),
-    drift_after: float = typer.Option(
-        30.0, min=0, help="Seconds of normal traffic before drift starts."
+    no_drift: bool = typer.Option(
+        False, "--no-drift", help="Reference-like traffic only: no alert, no retraining."
     ),
-    window_rows: int = typer.Option(500, min=100, help="Rows per detector window."),
-    alert_for: str = typer.Option("10s", help="`for:` duration of every alert rule in the demo."),
-    short: bool = typer.Option(
-        False, "--short", help="Stop as soon as the drift alert arrives (CI)."
+    seed: int = typer.Option(11, help="Seed of the traffic (rows, labels, traffic split)."),
+    fast: bool = typer.Option(
+        False,
+        "--fast",
+        help="CI's short mode: faster windows, 5s `for:`, fewer epochs, two canary steps.",
+    ),
+    worse_model: bool = typer.Option(
+        False,
+        "--worse-model",
+        help="Corrupt the retrained model after its gate (inverted outputs): the canary must roll it back.",
     ),
     live: bool = typer.Option(True, help="Live terminal view (off: a progress line every 5s)."),
     keep: bool = typer.Option(
-        False, "--keep", help="Keep the work folder (logs, configs) afterwards."
+        False, "--keep", help="Keep the work folder (logs, configs, artifacts) afterwards."
     ),
     workdir: Path = typer.Option(None, help="Work folder (default: a new temporary folder)."),
+    cache_dir: Path = typer.Option(
+        Path(".cache/demo"), help="Where the first model version is cached between runs."
+    ),
+    report: Path = typer.Option(
+        Path("out/demo-report.html"), help="The self-contained HTML report written at the end."
+    ),
 ) -> None:
-    """Run a model behind the collector, inject drift, and watch it reach Alertmanager.
+    """Drift → alert → retraining → canary → promotion, with real processes on 127.0.0.1.
 
-    Starts Kafka, Prometheus (with driftwarden's generated alert rules), Alertmanager, a
-    small model server, the collector sidecar in front of it and the streaming detectors,
-    all on 127.0.0.1; sends traffic that drifts after --drift-after seconds; shows request
-    rate, per-feature drift scores, dataset drift and the alert's state; ends with the time
-    from the first drifted request to the alert's delivery. Ctrl-C stops everything.
+    Trains (once, then cached) a torch model on reference data and serves it behind the
+    collector; starts Kafka, Prometheus with driftwarden's generated rules, Alertmanager
+    routing to the retrain trigger, the detectors and the canary controller. Traffic drifts
+    after 30 s; the alert makes the trigger launch a retraining Job (a local subprocess
+    running the reference trainer), the new version is rolled out as a canary over
+    10/25/50/100 % of traffic, judged on labelled accuracy, errors, latency and predictions,
+    and promoted. Ends with the time from the first drifted request to each step, the
+    accuracy on drifted traffic before and after, and an HTML report. Ctrl-C stops everything.
     """
     from driftwarden.demo.runner import DemoOptions, run_demo
-    from driftwarden.demo.view import Snapshot, render
+    from driftwarden.demo.view import Snapshot, progress_line, render
 
     console = Console()
     options = DemoOptions(
         duration_s=duration,
-        rate=rate,
-        drift_after_s=drift_after,
-        window_rows=window_rows,
-        alert_for=alert_for,
-        stop_on_alert=short,
+        profile="fast" if fast else "normal",
+        drift=not no_drift,
+        worse_model=worse_model,
+        seed=seed,
         live=live and console.is_terminal,
         keep=keep,
         workdir=workdir,
+        cache_dir=cache_dir,
+        report=report,
     )
 
     def say(message: str) -> None:
-        console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}")
+        console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", highlight=False)
 
     last_line = [0.0]
     live_view = (
@@ -64,16 +81,9 @@ def demo(
     def show(snap: Snapshot) -> None:
         if live_view is not None:
             live_view.update(render(snap))
-        elif snap.elapsed_s - last_line[0] >= 5 or snap.alert_delivered:
+        elif snap.elapsed_s - last_line[0] >= 5:
             last_line[0] = snap.elapsed_s
-            share = "-" if snap.drift_share is None else f"{snap.drift_share:.0%}"
-            drifted = sorted(n for n, (_, _, d) in snap.features.items() if d)
-            say(
-                f"t={snap.elapsed_s:.0f}s {'DRIFTING' if snap.drifting else 'normal'} "
-                f"{snap.request_rate:.0f} req/s, windows {snap.windows:.0f}, drift share {share}, "
-                f"drifted {drifted or 'none'}, alert {snap.alert_state}"
-                + (" (delivered)" if snap.alert_delivered else "")
-            )
+            say(progress_line(snap))
 
     if live_view is not None:
         live_view.start()
@@ -83,20 +93,38 @@ def demo(
         if live_view is not None:
             live_view.stop()
 
+    m = result.milestones
     console.rule("summary")
     console.print(
-        f"requests sent {result.requests_sent} (ok {result.requests_ok}), labels sent {result.labels_sent}"
+        f"requests sent {result.stats.sent} (ok {result.stats.ok}), labels sent {result.stats.labels_sent}",
+        highlight=False,
     )
-    if result.seconds_to_alert is not None:
-        labels = (result.alert or {}).get("labels", {})
+    for label, ts in (
+        ("alert at the retrain trigger", m.alert_delivered),
+        ("retrained model", m.retrained),
+        (m.outcome or "end of the rollout", m.rollout_finished),
+    ):
+        since = result.since_drift(ts)
+        if since is not None:
+            console.print(f"first drifted request → {label}: [bold]{since:.1f}s[/]")
+    before = result.drifted_accuracy("v1")
+    if before is not None:
+        console.print(f"accuracy on drifted traffic: v1 {before:.3f}", highlight=False)
+    if m.new_version and result.drifted_accuracy(m.new_version) is not None:
         console.print(
-            f"[bold]{labels.get('alertname')}[/] for model {labels.get('model')} "
-            f"(driftwarden_action={labels.get('driftwarden_action')}) reached the webhook "
-            f"[bold]{result.seconds_to_alert:.1f}s[/] after the first drifted request"
+            f"accuracy on drifted traffic: {m.new_version} {result.drifted_accuracy(m.new_version):.3f}",
+            highlight=False,
         )
-    else:
-        console.print("[bold red]the drift alert did not arrive[/] before the demo ended")
+    console.print(f"outcome: {m.outcome or 'none'}; job {m.job or '-'} {m.job_outcome or ''}")
+    if result.report is not None:
+        console.print(f"report: {result.report}", highlight=False)
     if keep:
-        console.print(f"logs and configs kept in {result.workdir}")
-    if result.seconds_to_alert is None and (short or result.first_drifted_at is not None):
+        console.print(f"logs, configs and artifacts kept in {result.workdir}", highlight=False)
+    expected = None if no_drift else ("rolled_back" if worse_model else "promoted")
+    if no_drift:
+        if m.alert_delivered is not None or m.job is not None:
+            console.print("[bold red]an alert or a retrain happened without drift[/]")
+            raise typer.Exit(1)
+    elif m.outcome != expected:
+        console.print(f"[bold red]the loop did not end {expected}[/] before the demo ended")
         raise typer.Exit(1)

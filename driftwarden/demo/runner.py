@@ -255,9 +255,14 @@ def stable_deployment(artifact: Path, spec: Path, bootstrap: str) -> dict[str, A
     """The model's Deployment: the model server and the collector sidecar in one pod."""
     version_env = {
         "name": "DRIFTWARDEN_MODEL_VERSION",
-        "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['driftwarden.io/model-version']"}},
+        "valueFrom": {
+            "fieldRef": {"fieldPath": "metadata.annotations['driftwarden.io/model-version']"}
+        },
     }
-    annotations = {"driftwarden.io/model-version": VERSION, "driftwarden.io/artifact": str(artifact)}
+    annotations = {
+        "driftwarden.io/model-version": VERSION,
+        "driftwarden.io/artifact": str(artifact),
+    }
     labels = {"app": MODEL, "version": VERSION}
     return {
         "apiVersion": "apps/v1",
@@ -382,7 +387,10 @@ class Demo:
                     {
                         "job_name": "driftwarden-collector",
                         "file_sd_configs": [
-                            {"files": [str(self.cluster.targets_dir / "*.json")], "refresh_interval": "5s"}
+                            {
+                                "files": [str(self.cluster.targets_dir / "*.json")],
+                                "refresh_interval": "5s",
+                            }
                         ],
                     },
                     _job("driftwarden-detectors", self.ports["detectors"]),
@@ -563,7 +571,9 @@ class Watcher:
         snap.requests_sent = self.stats.sent
         if m.first_drifted is None and self.stats.first_drifted_at is not None:
             m.first_drifted = self.stats.first_drifted_at
-            self.once("drift", "drift starts now: inputs move and the outcome's relation to them changes")
+            self.once(
+                "drift", "drift starts now: inputs move and the outcome's relation to them changes"
+            )
         with contextlib.suppress(Exception):  # a slow scrape must not end the demo
             snapshot_from_prometheus(d.prometheus.query, snap)
             snap.alert_state = _alert_state(d.prometheus)
@@ -579,7 +589,10 @@ class Watcher:
             m.job, snap.job = run.name, run.name
             if m.job_launched is None:
                 m.job_launched = run.started_at
-                self.once("launched", f"trigger decision: launched; Job {run.name} started (trainer subprocess)")
+                self.once(
+                    "launched",
+                    f"trigger decision: launched; Job {run.name} started (trainer subprocess)",
+                )
             snap.job_epoch, snap.job_epochs, snap.job_outcome = run.epoch, run.epochs, run.outcome
             if run.epoch:
                 self.once(f"epoch{run.epoch}", f"retraining: epoch {run.epoch}/{run.epochs}")
@@ -603,10 +616,14 @@ class Watcher:
                 )
             if state.checks:
                 verdicts = ", ".join(f"{c.check} {c.verdict.value}" for c in state.checks)
-                self.once(f"analysis{state.analyses}", f"canary analysis {state.analyses}: {verdicts}")
+                self.once(
+                    f"analysis{state.analyses}", f"canary analysis {state.analyses}: {verdicts}"
+                )
             if state.phase.terminal and m.rollout_finished is None:
                 m.rollout_finished, m.outcome = state.finished_at or now, state.phase.value
-                self.once("finished", f"rollout of {state.version} {state.phase.value}: {state.reason}")
+                self.once(
+                    "finished", f"rollout of {state.version} {state.phase.value}: {state.reason}"
+                )
         for e in d.cluster.events[self._events_seen :]:
             self.demo.say(f"event {e.object} {e.reason}: {e.message}")
         self._events_seen = len(d.cluster.events)
@@ -633,9 +650,7 @@ async def _run(demo: Demo, show: Callable[[Snapshot], None]) -> tuple[Watcher, T
     o, p = demo.options, demo.options.timings
     stats = TrafficStats()
     stop = asyncio.Event()
-    plan = TrafficPlan(
-        rate=p.rate, drift_after_s=p.drift_after_s if o.drift else None, seed=o.seed
-    )
+    plan = TrafficPlan(rate=p.rate, drift_after_s=p.drift_after_s if o.drift else None, seed=o.seed)
     traffic = asyncio.create_task(run_traffic(plan, demo.split, stats, stop))
     watcher = Watcher(demo, stats)
     start = time.monotonic()
@@ -685,7 +700,9 @@ def run_demo(
             lineage=lineage,
             workdir=demo.workdir,
             report=None,
-            events=[f"{e.reason}: {e.message}" for e in demo.cluster.events] if demo.cluster else [],
+            events=[f"{e.reason}: {e.message}" for e in demo.cluster.events]
+            if demo.cluster
+            else [],
         )
         report = options.report or Path("out") / "demo-report.html"
         write_report(result, report)

@@ -107,7 +107,12 @@ async def run_traffic(
                         t.labelled += 1
                         t.correct += correct
                     pending_labels.append(
-                        (time.monotonic() + plan.label_delay_s, endpoint.feedback_url, request_id, label)
+                        (
+                            time.monotonic() + plan.label_delay_s,
+                            endpoint.feedback_url,
+                            request_id,
+                            label,
+                        )
                     )
             except (TimeoutError, aiohttp.ClientError, ValueError, KeyError, TypeError):
                 stats.failed += 1

@@ -176,9 +176,7 @@ def progress_line(snap: Snapshot) -> str:
     share = "-" if snap.drift_share is None else f"{snap.drift_share:.0%}"
     drifted = sorted(n for n, (_, _, d) in snap.features.items() if d)
     acc = ", ".join(f"{v} {a:.2f}" for v, a in sorted(snap.accuracy.items()) if a is not None)
-    canary = (
-        f", canary {snap.canary_phase} {snap.canary_weight}%" if snap.canary_phase else ""
-    )
+    canary = f", canary {snap.canary_phase} {snap.canary_weight}%" if snap.canary_phase else ""
     return (
         f"t={snap.elapsed_s:.0f}s {'DRIFTING' if snap.drifting else 'normal'} "
         f"{snap.request_rate:.0f} req/s, drift share {share}, drifted {drifted or 'none'}, "
