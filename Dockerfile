@@ -15,8 +15,7 @@ ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 FROM ${PYTHON_IMAGE} AS source
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    UV_NO_CACHE=1 \
-    UV_COMPILE_BYTECODE=1
+    UV_NO_CACHE=1
 WORKDIR /src
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir "uv>=0.4,<1"
@@ -31,12 +30,12 @@ COPY retrain_trigger/ retrain_trigger/
 # --- build: driftwarden and its dependencies (no torch) ---------------------------------
 FROM source AS build
 ARG EXTRAS=""
-RUN /opt/venv/bin/uv pip install --python /opt/venv/bin/python ".[${EXTRAS}]" \
+RUN /opt/venv/bin/uv pip install --python /opt/venv/bin/python --compile-bytecode ".[${EXTRAS}]" \
     && /opt/venv/bin/pip uninstall --yes uv
 
 # --- build-trainer: the same with torch -------------------------------------------------
 FROM source AS build-trainer
-RUN /opt/venv/bin/uv pip install --python /opt/venv/bin/python ".[torch]" \
+RUN /opt/venv/bin/uv pip install --python /opt/venv/bin/python --compile-bytecode ".[torch]" \
     && /opt/venv/bin/pip uninstall --yes uv
 
 # --- base: the runtime system, a non-root user ------------------------------------------

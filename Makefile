@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@test -x $(UV) || $(VENV)/bin/pip install -q "uv>=0.4,<1"
-	$(UV) pip install --python $(PY) -q -e ".[$(EXTRAS)]"
+	$(UV) pip install --python $(PY) -q --compile-bytecode -e ".[$(EXTRAS)]"
 	@touch $(STAMP)
 
 install: $(STAMP)

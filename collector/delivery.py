@@ -62,13 +62,8 @@ from collector.kafka_producer import OVERSIZE_ERRORS, ProducerAdapter, classify
 from collector.metrics import CollectorStats
 from collector.spool import ReadBatch, Spool
 from driftwarden.errors import GiveUp, RetryLater
-from driftwarden.kafka import (
-    AUTH_ERRORS,
-    KafkaSecurity,
-    PasswordWatch,
-    explain_access,
-    producer_config,
-)
+from driftwarden.kafka import AUTH_ERRORS, KafkaSecurity, explain_access, producer_config
+from driftwarden.kafka_access import PasswordWatch
 
 _log = logging.getLogger("collector.delivery")
 

@@ -3,6 +3,7 @@
     import collector
 
     collector.configure(model="fraud", bootstrap="kafka:9092", spool_dir="/var/spool/dw")
+    # TLS / SASL: kafka_security=KafkaSecurity(...) or the DRIFTWARDEN_KAFKA_* variables
     event_id = collector.log_prediction({"amount": 12.5, "country": "DE"}, 0.93)
     ...
     collector.log_feedback(event_id, label=1)
@@ -34,7 +35,7 @@ from collector.payloads import PredictionReducer, RowMapper
 from collector.redaction import RedactionMode, Redactor
 from collector.sampling import Sampler
 from collector.spool import Spool
-from driftwarden.kafka import DEFAULT_TOPIC_PREFIX, Topics
+from driftwarden.kafka import DEFAULT_TOPIC_PREFIX, KafkaSecurity, Topics, security_from_args
 from driftwarden.schema import new_event_id
 from driftwarden.spec import ModelSpec, load_spec
 
@@ -72,7 +73,10 @@ class CollectorClient:
         fsync: str = "interval",
         producer_overrides: Mapping[str, Any] | None = None,
         stats: CollectorStats | None = None,
+        kafka_security: KafkaSecurity | None = None,
     ) -> None:
+        if kafka_security is not None:
+            kafka_security.check()  # an unreadable Secret is one line now, not a dropped event
         if isinstance(spec, str | Path):
             spec = load_spec(spec)
         self.spec = spec
@@ -104,6 +108,7 @@ class CollectorClient:
             settings=delivery,
             producer_overrides=dict(producer_overrides or {}),
             name=f"driftwarden-sdk-{model}",
+            security=kafka_security,
         ).start()
         self._closed = False
 
@@ -227,12 +232,16 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
             out[key] = environ[env]
     if environ.get("DRIFTWARDEN_SAMPLE_RATE"):
         out["sample_rate"] = float(environ["DRIFTWARDEN_SAMPLE_RATE"])
+    if any(k.startswith("DRIFTWARDEN_KAFKA_") and v for k, v in environ.items()):
+        # the same settings group, variables and checks as every component (docs/security.md)
+        out["kafka_security"], _ = security_from_args((), environ, prog="collector.configure")
     return out
 
 
 def configure(**kwargs: Any) -> CollectorClient:
     """Create the default client (closing an earlier one). Arguments as `CollectorClient`;
-    missing ones come from DRIFTWARDEN_MODEL, DRIFTWARDEN_BOOTSTRAP, ... variables."""
+    missing ones come from DRIFTWARDEN_MODEL, DRIFTWARDEN_BOOTSTRAP, ... variables, and
+    `kafka_security` (TLS / SASL) from DRIFTWARDEN_KAFKA_* (driftwarden.kafka)."""
     global _default, _exit_hook_registered
     settings = {**_from_env(os.environ), **kwargs}
     for required in ("model", "bootstrap"):

@@ -13,20 +13,26 @@ For one column and its test:
    compared with itself. `replicates` chunks in all (several shuffles when one gives too few).
    Label columns draw the chunk's counts from the multivariate hypergeometric law, which is
    the same thing without materialising rows.
-2. **A tail model.** Scores go to a scale `t` on which their null tail is close to exponential:
-   ``-ln p`` for p-values (exactly Exp(1) for a valid test), ``d^2`` for distances (normed
-   Wasserstein, Jensen-Shannon, Hellinger, energy: roughly chi-square-like, Gaussian-tailed in
-   `d`), `d` for divergences (PSI, KL). Above the 80th percentile `u` of the null `t`, the
-   excesses are fitted with an exponential (peaks over threshold, mean excess `beta`), and the
-   threshold is its ``1 - alpha`` quantile ``u + beta ln(0.2 / alpha)``, never below the
-   largest null score seen.
-3. **The budget.** ``alpha = false_alarm_rate / (windows_per_day * n_features)`` (halved when
+2. **A size-free scale and a tail model.** Scores go to a scale `s` on which their null
+   law does not depend on the sizes compared and whose tail is close to exponential:
+   ``-ln p`` for p-values (exactly Exp(1) for a valid test), ``d^2 n_eff`` for distances
+   (normed Wasserstein, Jensen-Shannon, Hellinger, energy), ``d n_eff`` for divergences (PSI,
+   KL), with ``n_eff = n N / (n + N)``. Above the 80th percentile `u` of the null `s`, the
+   excesses are fitted by a generalised Pareto law (peaks over threshold; moments, shape
+   clipped to [0, 0.5], so light tails are exponential: ``u + sigma ln(0.2 / a)``), and its
+   ``1 - a`` quantile is taken, never below the largest null score seen.
+3. **The reference's own error.** A stream compares every window with one fixed reference,
+   which is itself a sample: its deviation from the population is the same in every window,
+   so a threshold right "on average over references" is wrong for a given one (measured: 6x
+   the target rate at 1e-3 for an unlucky 20,000-row reference). The tests are distances (or
+   monotone in one), so by the triangle inequality score(window, reference) <=
+   score(window, population) + score(reference, population). The threshold is the window's
+   part at ``1 - alpha`` plus the reference's part at ``1 - REFERENCE_LEVEL`` (0.99):
+   on the root scale ``y = sqrt(s)``, ``y_alpha sqrt(n_eff / n) + y_ref sqrt(n_eff / N)``.
+   This holds for any window size `n`, so one calibration serves windows of every size.
+4. **The budget.** ``alpha = false_alarm_rate / (windows_per_day * n_features)`` (halved when
    sequential detection shares the budget): with at most `false_alarm_rate` of model-days
    having any false feature flag, the dataset verdict (which needs flags) is bounded too.
-4. **Other window sizes.** On the `t` scale a distance's null law scales with the effective
-   size ``n_eff = n N / (n + N)``; a window of `n` values against the full reference gets
-   ``t_threshold * n_eff(calibrated) / n_eff(n, N)`` (p-values need no scaling). This also
-   corrects for the chunk having been compared with N - m rather than N values.
 
 The scores of the default tests (and PSI and Evidently's chi-square) are computed for all
 chunks at once by array kernels that equal the registered tests on the same (rest, chunk)
@@ -40,7 +46,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -65,6 +71,12 @@ __all__ = [
 CALIBRATION_VERSION = 1
 #: Share of the null scores above the tail's start `u` (peaks over threshold).
 TAIL_SHARE = 0.2
+#: The reference's own sampling error is bounded at this quantile (the margin holds for
+#: 99 % of references).
+REFERENCE_LEVEL = 0.01
+#: Largest generalised-Pareto shape fitted (0.5: tails as heavy as a t with 2 degrees of
+#: freedom; more would let 40 excesses move a 1e-6 quantile by orders of magnitude).
+MAX_SHAPE = 0.5
 #: Smallest p-value kept on the -ln p scale (scipy returns 0.0 below ~1e-308).
 _P_FLOOR = 1e-300
 #: Divergences (t = d); every other distance has t = d^2, p-values t = -ln p.
@@ -132,24 +144,25 @@ def score_scale(test: str) -> str:
     return "divergence" if test in _DIVERGENCES else "distance"
 
 
-def _to_t(test: str, scores: np.ndarray) -> np.ndarray:
+def _to_s(test: str, scores: np.ndarray, n_eff: float) -> np.ndarray:
+    """Scores on the size-free scale `s` (see the module docstring)."""
     kind = score_scale(test)
-    s = np.asarray(scores, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    x = np.asarray(scores, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         if kind == "p_value":
-            return -np.log(np.clip(s, _P_FLOOR, 1.0))
+            return -np.log(np.clip(x, _P_FLOOR, 1.0))
         if kind == "divergence":
-            return s
-        return np.square(s)
+            return np.maximum(x, 0.0) * n_eff
+        return np.square(x) * n_eff
 
 
-def _from_t(test: str, t: float) -> float:
+def _from_s(test: str, s: float, n_eff: float) -> float:
     kind = score_scale(test)
     if kind == "p_value":
-        return float(math.exp(-t))
+        return float(math.exp(-s))
     if kind == "divergence":
-        return float(t)
-    return float(math.sqrt(max(t, 0.0)))
+        return float(s / n_eff)
+    return float(math.sqrt(max(s, 0.0) / n_eff))
 
 
 def _n_eff(n: float, big_n: float) -> float:
@@ -160,9 +173,11 @@ def _n_eff(n: float, big_n: float) -> float:
 class ColumnCalibration:
     """One column's calibrated threshold, and its null law for the sequential detector.
 
-    `null_t` are the sorted null scores on the `t` scale; `u`, `beta` the fitted tail;
-    `n_chunk`/`n_rest` the sizes compared; `n_reference` the column's reference values.
-    `threshold` is in the test's own units for a window of `n_window` values.
+    `null_s` are the sorted null scores on the size-free scale `s`; `u`, `sigma`, `xi` the
+    fitted tail; `y_alpha` = sqrt of its 1 - alpha quantile (the window's share of the threshold),
+    `y_ref` = sqrt of its 1 - REFERENCE_LEVEL quantile (the margin for the reference's own
+    sampling error). `threshold` is in the test's own units for a window of `n_window`
+    values against the `n_reference` reference values.
     """
 
     column: str
@@ -170,59 +185,64 @@ class ColumnCalibration:
     test: str
     alpha: float
     threshold: float
-    t_threshold: float
+    y_alpha: float
+    y_ref: float
     u: float
-    beta: float
+    sigma: float
+    xi: float
     n_window: int
     n_chunk: int
     n_rest: int
     n_reference: int
-    null_t: tuple[float, ...] = field(repr=False, default=())
+    null_s: tuple[float, ...] = field(repr=False, default=())
 
-    @property
-    def n_eff(self) -> float:
-        return _n_eff(self.n_chunk, self.n_rest)
-
-    def _t_scale(self, n_current: int) -> float:
-        """Factor from the calibrated `t` scale to a window of `n_current` values."""
-        if score_scale(self.test) == "p_value" or n_current <= 0:
-            return 1.0
-        return self.n_eff / _n_eff(n_current, self.n_reference)
+    def _parts(self, n_current: int) -> tuple[float, float, float]:
+        """(n_eff, window factor, reference margin) for a window of `n_current` values."""
+        n = max(int(n_current), 1)
+        n_eff = _n_eff(n, self.n_reference)
+        return n_eff, math.sqrt(n_eff / n), self.y_ref * math.sqrt(n_eff / self.n_reference)
 
     def threshold_at(self, n_current: int) -> float:
-        """The threshold for a window of `n_current` values (see the module docstring)."""
-        if n_current == self.n_window or score_scale(self.test) == "p_value":
-            return self.threshold
-        return _from_t(self.test, self.t_threshold * self._t_scale(n_current))
+        """The threshold for a window of `n_current` values: the window's deviation at its
+        1 - alpha quantile plus the reference's at its 1 - REFERENCE_LEVEL quantile (both
+        are distances to the population, so the triangle inequality bounds the score)."""
+        n_eff, w, margin = self._parts(n_current)
+        y = self.y_alpha * w + margin
+        return _from_s(self.test, y * y, n_eff)
 
     def tail_probability(self, score: float | None, n_current: int) -> float:
-        """P(null score at least as extreme as `score`) for a window of `n_current` values:
-        the empirical law in the body, the fitted exponential tail above `u`. NaN/None: 1."""
-        if score is None or not math.isfinite(score):
-            if score is not None and score_scale(self.test) != "p_value" and score > 0:
-                return _P_FLOOR
+        """P(the window's share of `score` is at least this large when nothing drifted):
+        the reference margin is taken off, then the empirical null law in the body and the
+        fitted exponential tail above `u`. No score: 1."""
+        if score is None or math.isnan(score):
             return 1.0
-        t = float(_to_t(self.test, np.array([score]))[0])
-        if t <= 0 and score_scale(self.test) != "p_value":
+        n_eff, w, margin = self._parts(n_current)
+        s_obs = float(_to_s(self.test, np.array([score]), n_eff)[0])
+        if not math.isfinite(s_obs):
+            return _P_FLOOR if s_obs > 0 else 1.0
+        y_w = (math.sqrt(max(s_obs, 0.0)) - margin) / w
+        if y_w <= 0:
             return 1.0
-        t /= self._t_scale(n_current)
-        null = np.asarray(self.null_t)
+        s = y_w * y_w
+        null = np.asarray(self.null_s)
         b = null.shape[0]
-        if t <= self.u or b == 0:
-            exceed = b - int(np.searchsorted(null, t, side="left"))
+        if b == 0:
+            return 1.0
+        if s <= self.u:
+            exceed = b - int(np.searchsorted(null, s, side="left"))
             return (1 + exceed) / (b + 1)
-        if self.beta <= 0:
-            return 0.5 / (b + 1) if t > null[-1] else 1 / (b + 1)
-        return max(TAIL_SHARE * math.exp(-(t - self.u) / self.beta), _P_FLOOR)
+        if self.sigma <= 0:
+            return 0.5 / (b + 1) if s > null[-1] else 1 / (b + 1)
+        return max(_tail_survival(self.u, self.sigma, self.xi, s), _P_FLOOR)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["null_t"] = list(self.null_t)
+        d["null_s"] = list(self.null_s)
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ColumnCalibration:
-        return cls(**{**d, "null_t": tuple(float(x) for x in d.get("null_t", ()))})
+        return cls(**{**d, "null_s": tuple(float(x) for x in d.get("null_s", ()))})
 
 
 @dataclass(frozen=True)
@@ -436,12 +456,33 @@ def null_scores(
 # --------------------------------------------------------------------------- calibration
 
 
-def _fit_tail(t: np.ndarray) -> tuple[float, float]:
-    """(u, beta): the tail's start (the 1 - TAIL_SHARE quantile) and the mean excess."""
-    u = float(np.quantile(t, 1.0 - TAIL_SHARE))
-    excess = t[t > u] - u
-    beta = float(excess.mean()) if excess.shape[0] else 0.0
-    return u, beta
+def _fit_tail(s: np.ndarray) -> tuple[float, float, float]:
+    """(u, sigma, xi): the tail's start (the 1 - TAIL_SHARE quantile) and a generalised
+    Pareto fit of the excesses by moments, its shape clipped to [0, MAX_SHAPE]: light tails
+    keep the exponential (xi = 0, sigma = mean excess), heavy ones (a feature with
+    infinite variance) get a power-law tail."""
+    u = float(np.quantile(s, 1.0 - TAIL_SHARE))
+    excess = s[s > u] - u
+    if excess.shape[0] < 2:
+        return u, float(excess.mean()) if excess.shape[0] else 0.0, 0.0
+    m1, var = float(excess.mean()), float(excess.var(ddof=1))
+    xi = 0.5 * (1.0 - m1 * m1 / var) if var > 0 else 0.0
+    xi = min(max(xi, 0.0), MAX_SHAPE)
+    return u, m1 * (1.0 - xi), xi
+
+
+def _tail_quantile(u: float, sigma: float, xi: float, level: float) -> float:
+    """The 1 - level quantile of the fitted tail (level below TAIL_SHARE)."""
+    r = TAIL_SHARE / level
+    if xi <= 1e-9:
+        return u + sigma * math.log(r)
+    return u + sigma / xi * (r**xi - 1.0)
+
+
+def _tail_survival(u: float, sigma: float, xi: float, s: float) -> float:
+    if xi <= 1e-9:
+        return TAIL_SHARE * math.exp(-(s - u) / sigma)
+    return TAIL_SHARE * (1.0 + xi * (s - u) / sigma) ** (-1.0 / xi)
 
 
 def calibrate_column(
@@ -461,36 +502,33 @@ def calibrate_column(
     n_window = max(1, round(settings.window_rows * (col.n / col.n_rows if col.n_rows else 1.0)))
     m = max(1, min(n_window, big_n // 2))
     scores = null_scores(col, column_type, test_name, m, settings.replicates, rng)
-    t = np.sort(_to_t(test_name, scores))
-    t = t[np.isfinite(t)] if np.isfinite(t).any() else np.zeros(1)
-    u, beta = _fit_tail(t)
-    t_alpha = u + beta * math.log(TAIL_SHARE / alpha)
-    t_top = float(t[-1])
-    if t_alpha <= t_top:  # never flag a score the null itself produced
-        t_alpha = t_top * (1 + 1e-9) + 1e-12
+    s = _to_s(test_name, scores, _n_eff(m, big_n - m))
+    s = np.sort(s[np.isfinite(s)]) if np.isfinite(s).any() else np.zeros(1)
+    u, sigma, xi = _fit_tail(s)
+    top = float(s[-1])
+
+    def quantile(level: float) -> float:
+        q = _tail_quantile(u, sigma, xi, level)
+        return q if q > top else top * (1 + 1e-9) + 1e-12  # never below the null's largest
+
     cal = ColumnCalibration(
         column=name,
         type=column_type,
         test=test_name,
         alpha=alpha,
         threshold=0.0,
-        t_threshold=float(t_alpha),
+        y_alpha=math.sqrt(quantile(alpha)),
+        y_ref=math.sqrt(quantile(REFERENCE_LEVEL)),
         u=u,
-        beta=beta,
+        sigma=sigma,
+        xi=xi,
         n_window=n_window,
         n_chunk=m,
         n_rest=big_n - m,
         n_reference=big_n,
-        null_t=tuple(float(x) for x in t),
+        null_s=tuple(float(x) for x in s),
     )
-    scale = cal._t_scale(n_window)
-    return ColumnCalibration(
-        **{
-            **asdict(cal),
-            "null_t": cal.null_t,
-            "threshold": _from_t(test_name, t_alpha * scale),
-        }
-    )
+    return replace(cal, threshold=cal.threshold_at(n_window))
 
 
 def calibrate(
@@ -531,9 +569,9 @@ def cached_calibration(
 ) -> Calibration:
     """`calibrate`, computed once per profile and settings: kept in the profile (and saved
     with it by `ReferenceProfile.save`)."""
-    key = hashlib.sha256(
-        json.dumps([settings.key, sorted(columns.items())]).encode()
-    ).hexdigest()[:24]
+    key = hashlib.sha256(json.dumps([settings.key, sorted(columns.items())]).encode()).hexdigest()[
+        :24
+    ]
     compute: Callable[[], dict[str, Any]] = lambda: calibrate(  # noqa: E731
         profile, columns, settings, workers=workers
     ).to_dict()

@@ -15,17 +15,23 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from detectors._parallel import parallel_map
-from detectors.column_window import ColumnWindow
 from detectors.fdr import benjamini_hochberg
 from detectors.profile import ColumnProfile, ReferenceProfile, dtype_family
 from detectors.stattests import STATTESTS, StatTest, TestResult, get_stattest
 from detectors.stattests._shared import n_distinct_union
+
+if TYPE_CHECKING:  # calibration.py imports this module
+    from detectors.calibration import Calibration
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from detectors.column_window import ColumnWindow
 
 __all__ = [
     "ColumnDrift",
@@ -79,6 +85,9 @@ class DriftConfig:
         unseen mass, p < `unseen_alpha`).
       chisquare_min_expected: chi-square becomes the 2 x k test of homogeneity with rare
         categories pooled until every expected count reaches this value.
+      calibration: thresholds calibrated on the reference (`detectors.calibration`): a
+        calibrated column uses the calibrated test and its threshold for the window's size;
+        a per-column threshold still wins.
     """
 
     numerical_test: str | None = None
@@ -97,6 +106,7 @@ class DriftConfig:
     unseen_share_min: float = 0.01
     unseen_alpha: float = 0.05
     chisquare_min_expected: float | None = None
+    calibration: Calibration | None = None
 
     def __post_init__(self) -> None:
         names = [self.numerical_test, self.categorical_test, *self.per_column_test.values()]
@@ -333,7 +343,14 @@ def column_drift(
         raise DriftConfigError(
             f"column {name!r}: test {forced!r} does not apply to {column_type} columns"
         )
-    threshold = config.threshold_for(name)
+    cal = config.calibration.columns.get(name) if config.calibration is not None else None
+    if cal is not None and name in config.per_column_threshold:
+        cal = None
+    if cal is not None:
+        forced = forced or cal.test
+        threshold: float | None = cal.threshold_at(current.n)
+    else:
+        threshold = config.threshold_for(name)
     common: dict[str, Any] = {
         "column": name,
         "type": column_type,
@@ -490,6 +507,9 @@ class DriftDetector:
         self._result: DatasetDrift | None = None
 
     def update(self, batch: pd.DataFrame | Mapping[str, Any]) -> DriftDetector:
+        # Windows load pandas; one-shot summaries (`dataset_drift` of two profiles) do not.
+        from detectors.column_window import ColumnWindow
+
         names = self.columns if self.columns is not None else list(batch.keys())
         n_rows = None
         for name in names:
@@ -514,6 +534,8 @@ class DriftDetector:
         return self
 
     def __iadd__(self, other: DriftDetector) -> DriftDetector:
+        from detectors.column_window import ColumnWindow
+
         for name, window in other._windows.items():
             mine = self._windows.get(name)
             if mine is None:

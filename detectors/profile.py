@@ -24,12 +24,17 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from detectors._parallel import parallel_map
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas loads on first use: numpy arrays and pyarrow arrays (what `driftwarden drift` reads
+# from parquet and CSV) are summarised without it, which saves half a second of start-up.
 
 __all__ = [
     "PROFILE_FORMAT",
@@ -151,6 +156,8 @@ class CategoryCounts:
 
     @cached_property
     def index(self) -> pd.Index:
+        import pandas as pd
+
         return pd.Index(self.keys, dtype=object)
 
     def counts_of(self, keys: np.ndarray | pd.Index) -> np.ndarray:
@@ -208,12 +215,62 @@ class ColumnProfile:
         return "unknown"
 
 
+# numpy dtype kinds whose family needs no look at the values
+_NUMPY_FAMILIES: dict[str, DtypeFamily] = {
+    "b": "bool",
+    "f": "float",
+    "i": "int",
+    "u": "int",
+    "M": "datetime",
+    "m": "datetime",
+}
+
+
+def _library(values: Any) -> str:
+    """The top-level package of a column object's type ("numpy", "pandas", "pyarrow")."""
+    return type(values).__module__.partition(".")[0]
+
+
+def _arrow_family(values: Any) -> DtypeFamily | None:
+    """The family pandas would give a pyarrow array once loaded (`pyarrow`'s ``to_pandas``):
+    integers with nulls become floats, booleans with nulls objects, dictionaries categories.
+    None for a type this module does not read directly."""
+    import pyarrow as pa
+
+    t = values.type
+    if pa.types.is_floating(t) and not pa.types.is_float16(t):
+        return "float"
+    if pa.types.is_integer(t):
+        return "float" if values.null_count else "int"
+    if pa.types.is_boolean(t):
+        return "object" if values.null_count else "bool"
+    if pa.types.is_timestamp(t) or pa.types.is_duration(t):
+        return "datetime"
+    if pa.types.is_dictionary(t):
+        return "category"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        # pandas holds strings as objects; with no value present Evidently sees "unknown"
+        return "object" if values.null_count == len(values) else "str"
+    if pa.types.is_null(t):
+        return "float"  # pandas loads an all-null column as float NaN
+    return None
+
+
 def dtype_family(values: Any) -> DtypeFamily:
     """The storage family of a column, from its dtype (and, for objects, its values)."""
+    if _library(values) == "pyarrow":
+        family = _arrow_family(values)
+        if family is not None:
+            return family
+        values = values.to_pandas()
     dtype = getattr(values, "dtype", None)
     if dtype is None:
         values = np.asarray(values)
         dtype = values.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in _NUMPY_FAMILIES:
+        return _NUMPY_FAMILIES[dtype.kind]
+    import pandas as pd
+
     if isinstance(dtype, pd.CategoricalDtype):
         return "category"
     if pd.api.types.is_bool_dtype(dtype):
@@ -236,6 +293,8 @@ def dtype_family(values: Any) -> DtypeFamily:
 
 def _first_present(arr: np.ndarray, chunk: int = 256) -> Any:
     """The first value of an object array that is not None/NaN (None if there is none)."""
+    import pandas as pd
+
     for start in range(0, arr.shape[0], chunk):
         part = arr[start : start + chunk]
         present = np.flatnonzero(~pd.isna(part))
@@ -246,12 +305,15 @@ def _first_present(arr: np.ndarray, chunk: int = 256) -> Any:
 
 def finite_values(values: Any) -> tuple[np.ndarray, int, int, int]:
     """(finite values as float64 in row order, rows, missing, infinite) of a numeric column."""
-    raw = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
+    library = _library(values)
+    if library == "pyarrow":  # nulls become NaN, as pandas loads them
+        values = values.to_numpy(zero_copy_only=False)
+    raw = values.to_numpy() if library == "pandas" else np.asarray(values)
     if raw.dtype.kind in "iu":  # numpy integers: nothing missing, nothing infinite
         return raw.astype(np.float64), int(raw.shape[0]), 0, 0
     if raw.dtype.kind == "f":
         arr = raw.astype(np.float64, copy=False)
-    elif isinstance(values, pd.Series):
+    elif library == "pandas":
         arr = values.to_numpy(dtype=np.float64, na_value=np.nan)  # nullable Int64/Float64
     else:
         arr = np.asarray(values, dtype=np.float64)
@@ -292,6 +354,8 @@ def numeric_profile(
 
 def label_counts(values: Any) -> tuple[pd.Series, int]:
     """(count per distinct non-missing value in order of first appearance, rows)."""
+    import pandas as pd
+
     if isinstance(values, pd.Series):
         arr = (
             values.to_numpy(dtype=object)
@@ -300,16 +364,9 @@ def label_counts(values: Any) -> tuple[pd.Series, int]:
         )
     else:
         arr = np.asarray(values)
-    if arr.dtype == np.bool_:  # two possible values: count them, in order of appearance
-        n_true = int(np.count_nonzero(arr))
-        present = [(bool(v), c) for v, c in ((True, n_true), (False, arr.shape[0] - n_true)) if c]
-        if len(present) == 2 and not arr[0]:
-            present.reverse()
-        keys = np.array([v for v, _ in present], dtype=object)
-        counts = [c for _, c in present]
-        return pd.Series(counts, index=pd.Index(keys, dtype=object), dtype=np.int64), int(
-            arr.shape[0]
-        )
+    if arr.dtype == np.bool_:
+        keys, counts, n_rows = _bool_counts(arr)
+        return pd.Series(counts, index=pd.Index(keys, dtype=object), dtype=np.int64), n_rows
     codes, uniques = pd.factorize(arr, use_na_sentinel=True)
     counts = np.bincount(codes + 1, minlength=len(uniques) + 1)[1:]
     keys = np.asarray(uniques, dtype=object)
@@ -318,13 +375,21 @@ def label_counts(values: Any) -> tuple[pd.Series, int]:
 
 def label_profile(name: str, family: DtypeFamily, counts: pd.Series, n_rows: int) -> ColumnProfile:
     """Profile from value counts (one `label_counts` result, or several added together)."""
-    keys = counts.index.to_numpy(dtype=object)
+    return _label_profile(name, family, counts.index.to_numpy(dtype=object), counts, n_rows)
+
+
+def _label_profile(
+    name: str, family: DtypeFamily, keys: np.ndarray, counts: Any, n_rows: int
+) -> ColumnProfile:
+    """Profile from distinct values (object array) and their counts (array or Series)."""
     if family == "str" and any(not isinstance(k, str) for k in keys):
+        import pandas as pd
+
         # Mixed object columns (strings with a stray number) are compared as strings.
         as_str = np.array([k if isinstance(k, str) else str(k) for k in keys], dtype=object)
-        counts = pd.Series(counts.to_numpy(), index=as_str).groupby(level=0, sort=False).sum()
+        counts = pd.Series(np.asarray(counts), index=as_str).groupby(level=0, sort=False).sum()
         keys = counts.index.to_numpy(dtype=object)
-    vals = np.asarray(counts.to_numpy(), dtype=np.int64)
+    vals = np.asarray(counts, dtype=np.int64)
     return ColumnProfile(
         name=name,
         dtype=family,
@@ -342,7 +407,41 @@ def summarize(name: str, values: Any, family: DtypeFamily | None = None) -> Colu
         return numeric_profile(name, family, *finite_values(values))
     if family == "datetime":
         raise ProfileError(f"column {name!r}: datetime columns are not drift-tested")
+    if _library(values) == "pyarrow":
+        return _label_profile(name, family, *_arrow_label_counts(values))
+    if isinstance(values, np.ndarray) and values.dtype == np.bool_:
+        return _label_profile(name, family, *_bool_counts(values))
     return label_profile(name, family, *label_counts(values))
+
+
+def _bool_counts(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """(values in order of first appearance, their counts, rows) of a boolean array: two
+    possible values, so they are counted, not hashed."""
+    n_true = int(np.count_nonzero(arr))
+    present = [(bool(v), c) for v, c in ((True, n_true), (False, arr.shape[0] - n_true)) if c]
+    if len(present) == 2 and not arr[0]:
+        present.reverse()
+    keys = np.array([v for v, _ in present], dtype=object)
+    return keys, np.array([c for _, c in present], dtype=np.int64), int(arr.shape[0])
+
+
+def _arrow_label_counts(values: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """(distinct non-null values in order of first appearance, their counts, rows) of a
+    pyarrow array, counted by pyarrow's hash kernel (strings never become Python objects
+    except the distinct ones)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    counted = pc.value_counts(values)
+    keys, counts = counted.field("values"), counted.field("counts")
+    if keys.null_count:
+        present = keys.is_valid()
+        keys, counts = keys.filter(present), counts.filter(present)
+    if pa.types.is_dictionary(keys.type):
+        keys = keys.dictionary_decode()
+    out = np.empty(len(keys), dtype=object)
+    out[:] = keys.to_pylist()
+    return out, counts.to_numpy(zero_copy_only=False).astype(np.int64), len(values)
 
 
 # --------------------------------------------------------------------------- profile file
@@ -417,7 +516,7 @@ class ReferenceProfile:
     ) -> ReferenceProfile:
         """Summarise every column of a DataFrame or of a mapping name -> array, on
         `workers` threads."""
-        items = list(data.items() if isinstance(data, pd.DataFrame) else dict(data).items())
+        items = list(data.items())
         families = {str(name): dtype_family(values) for name, values in items}
         skipped = {
             name: "datetime column (not drift-tested)"

@@ -6,19 +6,81 @@ spec gives the same tests, thresholds, verdicts and effect sizes in both. Pure.
 
 from __future__ import annotations
 
-from detectors.drift import DriftConfig, DriftConfigError
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from detectors.drift import DriftConfig, DriftConfigError, default_test_name
 from driftwarden.errors import SpecError
 from driftwarden.spec import ModelSpec
 
-__all__ = ["batch_column_types", "drift_config"]
+if TYPE_CHECKING:
+    from detectors.calibration import CalibrationSettings
+    from detectors.profile import ReferenceProfile
+
+__all__ = ["batch_column_types", "calibration_settings", "drift_config"]
+
+#: Windows a model closes per day when the spec gives neither `calibration.windows_per_day`
+#: nor `window.duration_s` (one every 5 minutes).
+DEFAULT_WINDOWS_PER_DAY = 288.0
 
 
-def drift_config(spec: ModelSpec) -> DriftConfig:
+def calibration_settings(spec: ModelSpec) -> CalibrationSettings:
+    """The calibration a spec asks for: its window size, its false-alarm budget per model-day
+    shared by its features (and by the sequential detector, when enabled)."""
+    from detectors.calibration import CalibrationSettings
+
+    d, w = spec.drift, spec.window
+    per_day = d.calibration.windows_per_day
+    if per_day is None:
+        per_day = 86_400.0 / w.duration_s if w.duration_s else DEFAULT_WINDOWS_PER_DAY
+    return CalibrationSettings(
+        window_rows=w.rows or 10_000,
+        false_alarm_rate=d.calibration.false_alarm_rate,
+        windows_per_day=per_day,
+        n_features=len(spec.features),
+        share=0.5 if d.sequential.enabled else 1.0,
+        replicates=d.calibration.replicates,
+        seed=d.calibration.seed,
+    )
+
+
+def drift_config(
+    spec: ModelSpec,
+    profile: ReferenceProfile | None = None,
+    *,
+    column_types: Mapping[str, str] | None = None,
+    workers: int = 1,
+) -> DriftConfig:
     """The `DriftConfig` of a spec's `drift:` block and per-feature `test`/`threshold`.
 
     "auto" means Evidently's choice (None). An option the core rejects is a `SpecError`
-    naming the model.
+    naming the model. With `thresholds: calibrated` and a reference `profile`, the columns
+    of `column_types` (default: the features) are calibrated once per profile (cached in
+    it); without a profile the thresholds stay the tests' defaults.
     """
+    config = _base_config(spec)
+    if spec.drift.thresholds != "calibrated" or profile is None:
+        return config
+    from detectors.calibration import CalibrationError, cached_calibration
+
+    types = dict(column_types or {f.name: f.type for f in spec.features})
+    columns: dict[str, tuple[str, str]] = {}
+    for name, ctype in types.items():
+        if name not in profile or name in config.per_column_threshold:
+            continue
+        test = config.test_for(name, ctype) or default_test_name(
+            ctype, profile[name], profile[name]
+        )
+        columns[name] = (ctype, test)
+    try:
+        cal = cached_calibration(profile, columns, calibration_settings(spec), workers=workers)
+    except CalibrationError as e:
+        raise SpecError(f"model {spec.model!r}: drift.calibration: {e}") from e
+    return replace(config, calibration=cal)
+
+
+def _base_config(spec: ModelSpec) -> DriftConfig:
     d = spec.drift
     try:
         return DriftConfig(

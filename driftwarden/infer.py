@@ -74,7 +74,8 @@ def infer_spec(
     target: str | None = None,
     window_rows: int = 10_000,
 ) -> ModelSpec:
-    """A first draft: every column a feature except the prediction and target columns."""
+    """A first draft: every column a feature except the prediction and target columns, with
+    calibrated drift thresholds (`drift.thresholds: calibrated`)."""
     columns = [str(c) for c in frame.columns]
     if not columns:
         raise DataFileError("the data has no columns")
@@ -104,4 +105,8 @@ def infer_spec(
         target=target_spec,
         reference=ReferenceSpec(path=reference_path) if reference_path is not None else None,
         window={"rows": window_rows},
+        # New specs get thresholds calibrated on their reference (docs/statistics.md): a
+        # false feature flag on at most 1 % of model-days. Without this key a spec keeps
+        # Evidently's thresholds and verdicts.
+        drift={"thresholds": "calibrated"},
     )

@@ -1,10 +1,11 @@
-"""Kafka names and client settings shared by every component (DESIGN.md, "Events on Kafka")."""
+"""Kafka names and client settings shared by every component (DESIGN.md, "Events on Kafka").
+
+Pure: no Kafka client. What talks to a broker or watches files (`check_access`,
+`PasswordWatch`) is in `driftwarden.kafka_access`."""
 
 from __future__ import annotations
 
-import logging
 import os
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,7 +153,7 @@ class KafkaSecurity:
     """SASL user name (the ACL principal is User:<username>)."""
     password_file: Path | None = None
     """File holding the SASL password (a mounted Secret); re-read for every new client,
-    and by long-lived clients when it changes (`PasswordWatch`)."""
+    and by long-lived clients when it changes (`kafka_access.PasswordWatch`)."""
     verify_hostname: bool = True
     """Check that the broker's certificate names the host connected to (TLS). Turn off
     only for brokers addressed by a name their certificate lacks."""
@@ -318,42 +319,6 @@ def redacted(config: Mapping[str, object]) -> dict[str, object]:
     return {k: ("***" if k in SECRET_KEYS else v) for k, v in config.items()}
 
 
-class PasswordWatch:
-    """Tells a long-lived client when the password file changed (a rotated Secret), so it
-    can call `set_sasl_credentials` instead of restarting. Checks at most every
-    `interval_s` seconds (a `stat`), by modification time and size."""
-
-    def __init__(self, security: KafkaSecurity, interval_s: float = 5.0) -> None:
-        self.security = security
-        self.interval_s = interval_s
-        self._next = 0.0
-        self._stamp = self._stat()
-
-    def _stat(self) -> tuple[int, int] | None:
-        path = self.security.password_file
-        if path is None:
-            return None
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
-
-    def changed(self, now: float) -> tuple[str, str] | None:
-        """(username, new password) when the file changed since the last call, else None."""
-        if self.security.password_file is None or now < self._next:
-            return None
-        self._next = now + self.interval_s
-        stamp = self._stat()
-        if stamp is None or stamp == self._stamp:
-            return None
-        self._stamp = stamp
-        try:
-            return self.security.username, self.security.password()
-        except KafkaSecurityError:
-            return None  # mid-rotation (empty or missing): keep the current credentials
-
-
 # --- access errors: one clear line instead of a retry loop --------------------------------
 
 #: librdkafka error names that mean "these credentials / this principal cannot do that":
@@ -399,74 +364,6 @@ def explain_access(name: str, security: KafkaSecurity | None, target: str = "") 
     if name == "CLUSTER_AUTHORIZATION_FAILED":
         return f"{who} lacks a cluster ACL{what} (see docs/security.md)"
     return f"Kafka refused {who}{what}: {name}"
-
-
-def _quiet_logger() -> logging.Logger:
-    """A logger for librdkafka's own lines during a probe: the probe reports them itself."""
-    log = logging.getLogger("driftwarden.kafka.probe")
-    if not log.handlers:
-        log.addHandler(logging.NullHandler())
-        log.propagate = False
-    return log
-
-
-def check_access(
-    bootstrap: str,
-    security: KafkaSecurity | None = None,
-    *,
-    topics: Sequence[str] = (),
-    timeout: float = 20.0,
-) -> None:
-    """Connect once before a component starts its work: `KafkaAccessError` (one line) when
-    the credentials are refused, TLS fails, a topic in `topics` is not visible to this
-    principal (no DESCRIBE ACL) or Kafka cannot be reached within `timeout` seconds.
-
-    librdkafka itself never gives up on refused credentials (it reconnects forever), so a
-    component that did not ask would sit in a silent retry loop."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    errors: list[object] = []
-    admin = AdminClient(
-        admin_config(
-            bootstrap,
-            security=security,
-            error_cb=errors.append,
-            logger=_quiet_logger(),
-            **{"socket.timeout.ms": 10_000},
-        )
-    )
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while True:
-        left = deadline - time.monotonic()
-        try:
-            meta = admin.list_topics(timeout=max(0.1, min(2.0, left)))
-        except KafkaException as e:
-            meta = None
-            last = str(e.args[0]) if e.args else str(e)
-        admin.poll(0)  # serves error_cb
-        for err in errors:
-            name = err.name()  # type: ignore[attr-defined]
-            if name in AUTH_ERRORS:
-                raise KafkaAccessError(f"kafka {bootstrap}: {explain_access(name, security)}")
-        if meta is not None:
-            for topic in topics:
-                # a listing of all topics silently omits those this principal may not see
-                try:
-                    one = admin.list_topics(topic, timeout=max(1.0, deadline - time.monotonic()))
-                except KafkaException:
-                    continue
-                found = one.topics.get(topic)
-                if found is not None and found.error is not None:
-                    name = found.error.name()
-                    if name in AUTH_ERRORS:
-                        raise KafkaAccessError(
-                            f"kafka {bootstrap}: {explain_access(name, security, topic)}"
-                        )
-            return
-        if time.monotonic() >= deadline:
-            raise KafkaAccessError(f"kafka {bootstrap}: unreachable for {timeout:g}s ({last})")
 
 
 # --- least ACLs per component (docs/security.md; the chart renders its KafkaUsers from it) ---

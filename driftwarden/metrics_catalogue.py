@@ -37,6 +37,13 @@ FEATURE_DRIFT_SCORE = _m(
     ("model", "version", "feature", "test"),
     "Drift test score of a feature in the last closed window (p-value or distance, see test).",
 )
+FEATURE_DRIFT_THRESHOLD = _m(
+    "driftwarden_feature_drift_threshold",
+    "gauge",
+    ("model", "version", "feature", "test"),
+    "Threshold the feature's score was compared with in the last closed window (the test's "
+    "default, the spec's, or calibrated on the reference with drift.thresholds: calibrated).",
+)
 FEATURE_DRIFT_DETECTED = _m(
     "driftwarden_feature_drift_detected",
     "gauge",

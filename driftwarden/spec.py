@@ -98,6 +98,26 @@ class MultivariateOptions(_Strict):
     threshold: Probability = 0.05
 
 
+class CalibrationOptions(_Strict):
+    """How calibrated thresholds are set (docs/statistics.md, "Calibrated thresholds")."""
+
+    false_alarm_rate: float = Field(
+        default=0.01, gt=0.0, lt=1.0, description="share of model-days with any false flag"
+    )
+    windows_per_day: float | None = Field(
+        default=None, gt=0, description="default: 86400 / window.duration_s, else 288"
+    )
+    replicates: int = Field(default=200, ge=20, le=5000)
+    seed: int = Field(default=0, ge=0)
+
+
+class SequentialOptions(_Strict):
+    """CUSUM over each feature's per-window tail probabilities (needs calibrated thresholds)."""
+
+    enabled: bool = False
+    allowance: float = Field(default=1.5, gt=1.0, le=10.0)
+
+
 class DriftOptions(_Strict):
     """Defaults reproduce Evidently 0.7's data-drift preset; every other option is opt-in."""
 
@@ -113,6 +133,21 @@ class DriftOptions(_Strict):
     # Report an effect size (KS D, Cramér's V) next to every p-value (docs/statistics.md).
     effect_size: bool = False
     multivariate: MultivariateOptions = MultivariateOptions()
+    # "evidently": each test's default (or `threshold`); "calibrated": from the reference.
+    thresholds: Literal["evidently", "calibrated"] = "evidently"
+    calibration: CalibrationOptions = CalibrationOptions()
+    sequential: SequentialOptions = SequentialOptions()
+
+    @model_validator(mode="after")
+    def _calibrated_alone(self) -> DriftOptions:
+        if self.thresholds == "calibrated":
+            if self.threshold is not None:
+                raise ValueError("threshold cannot be set with thresholds: calibrated")
+            if self.fdr_alpha is not None:
+                raise ValueError("fdr_alpha cannot be set with thresholds: calibrated")
+        elif self.sequential.enabled:
+            raise ValueError("sequential.enabled needs thresholds: calibrated")
+        return self
 
 
 class PerformanceSpec(_Strict):

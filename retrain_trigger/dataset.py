@@ -28,9 +28,9 @@ from driftwarden.kafka import (
     DEFAULT_TOPIC_PREFIX,
     KafkaSecurity,
     Topics,
-    check_access,
     consumer_config,
 )
+from driftwarden.kafka_access import check_access
 from driftwarden.schema import EventError, decode_feedback, decode_prediction
 from driftwarden.spec import ModelSpec
 from retrain_trigger.dataset_join import EXPORT_COLUMNS, JoinStats, join_labels, normalise_column

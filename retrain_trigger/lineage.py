@@ -32,10 +32,10 @@ from driftwarden.kafka import (
     KafkaSecurity,
     Topics,
     admin_config,
-    check_access,
     consumer_config,
     producer_config,
 )
+from driftwarden.kafka_access import check_access
 from driftwarden.schema import EventError, LineageEvent, decode_lineage, encode_lineage
 
 __all__ = ["LineageLog", "lineage_topic", "step"]

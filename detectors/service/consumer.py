@@ -66,7 +66,14 @@ from detectors.service.results import WindowResult, encode_result
 from detectors.service.settings import ServiceSettings
 from detectors.service.state import ConsumedRecord, DeadLetter, ShardState
 from driftwarden.errors import DriftwardenError, ExternalError, GiveUp, RetryLater, ServiceError
-from driftwarden.kafka import admin_config, check_access, consumer_config, producer_config
+from driftwarden.kafka import (
+    AUTH_ERRORS,
+    admin_config,
+    consumer_config,
+    explain_access,
+    producer_config,
+)
+from driftwarden.kafka_access import check_access
 
 __all__ = ["DetectorService"]
 
@@ -209,6 +216,11 @@ class DetectorService:
                     ) from e
                 _log.warning("%s; retrying", e)
             except GiveUp as e:
+                err = e.__cause__.args[0] if isinstance(e.__cause__, KafkaException) else None
+                name = err.name() if err is not None and hasattr(err, "name") else ""
+                if name in AUTH_ERRORS:  # e.g. no WRITE ACL on the transactional id
+                    why = explain_access(name, s.kafka_security, s.transactional_id)
+                    raise ServiceError(f"kafka {s.bootstrap}: {why}") from e
                 raise ServiceError(f"Kafka transactions unavailable on {s.bootstrap}: {e}") from e
         self._producer.begin_transaction()
         self._subscribe()

@@ -64,7 +64,7 @@ class StatsContext:
     ) -> None:
         self.spec = spec
         self.profile = profile
-        self.config = drift_config(spec)
+        self.config = drift_config(spec, profile)  # calibrated once per profile
         self.numerical = [f.name for f in spec.features if f.type == "numerical"]
         self.categorical = [f.name for f in spec.features if f.type == "categorical"]
         self.column_types = {f.name: f.type for f in spec.features}

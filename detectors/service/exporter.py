@@ -114,6 +114,7 @@ class DetectorsCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         snap = self._snapshot()
         score = _gauge(mc.FEATURE_DRIFT_SCORE)
+        threshold = _gauge(mc.FEATURE_DRIFT_THRESHOLD)
         detected = _gauge(mc.FEATURE_DRIFT_DETECTED)
         ds_share = _gauge(mc.DATASET_DRIFT_SHARE)
         ds_detected = _gauge(mc.DATASET_DRIFT_DETECTED)
@@ -144,6 +145,8 @@ class DetectorsCollector(Collector):
                     for f in kept:
                         if f.score is not None:
                             score.add_metric([name, version, f.name, f.test], f.score)
+                        if f.test:
+                            threshold.add_metric([name, version, f.name, f.test], f.threshold)
                         detected.add_metric(
                             [name, version, f.name], 1.0 if f.drift_detected else 0.0
                         )
@@ -174,7 +177,18 @@ class DetectorsCollector(Collector):
             invalid.add_metric(["unknown", reason], n)
         for (topic, partition), n in sorted(snap.lag.items()):
             lag.add_metric([topic, str(partition)], n)
-        yield from (score, detected, ds_share, ds_detected, pred, mmd, perf, quality, rows)
+        yield from (
+            score,
+            threshold,
+            detected,
+            ds_share,
+            ds_detected,
+            pred,
+            mmd,
+            perf,
+            quality,
+            rows,
+        )
         yield from (windows, processed, invalid, joined, lag)
 
     def _report_cap(self, model: str, n: int) -> None:

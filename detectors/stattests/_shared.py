@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 
 from detectors.profile import CategoryCounts, NumericSample, Sample
 
@@ -23,9 +22,10 @@ def aligned_counts(reference: Sample, current: Sample) -> tuple[list, np.ndarray
     r: CategoryCounts = reference.as_counts()
     c: CategoryCounts = current.as_counts()
     keys = list(set(r.keys.tolist()) | set(c.keys.tolist()))
-    index = pd.Index(keys, dtype=object)
-    r_pos = index.get_indexer(r.index)
-    c_pos = index.get_indexer(c.index)
+    # A dict with the set's own equality (1 == 1.0 == True), so every key finds its slot.
+    slot = {k: i for i, k in enumerate(keys)}
+    r_pos = np.fromiter(map(slot.__getitem__, r.keys.tolist()), np.intp, r.keys.shape[0])
+    c_pos = np.fromiter(map(slot.__getitem__, c.keys.tolist()), np.intp, c.keys.shape[0])
     r_counts = np.zeros(len(keys), dtype=np.int64)
     c_counts = np.zeros(len(keys), dtype=np.int64)
     np.add.at(r_counts, r_pos, r.counts)
@@ -59,6 +59,28 @@ def cramers_v(r_counts: np.ndarray, c_counts: np.ndarray) -> float:
     expected = np.outer(table.sum(axis=1), col) / n
     chi2 = float(((table - expected) ** 2 / expected).sum())
     return math.sqrt(chi2 / n)
+
+
+def rel_entr(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``scipy.special.rel_entr(x, y)``, branch for branch as scipy's kernel computes it
+    (``x log1p((x - y) / y)`` when x / y is in (0.5, 2), else ``x log(x / y)``; 0 where
+    x == 0 <= y; inf elsewhere; NaN in, NaN out), without importing scipy.special (a fifth
+    of a second at start-up). numpy's vectorised log may round the last bit differently
+    from the C library's."""
+    x, y = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+    out = np.full(x.shape, np.inf)
+    out[(x == 0) & (y >= 0)] = 0.0
+    pos = (x > 0) & (y > 0)
+    xp, yp = x[pos], y[pos]
+    ratio = xp / yp
+    near = (ratio > 0.5) & (ratio < 2)
+    vals = np.empty(xp.shape[0])
+    vals[near] = xp[near] * np.log1p((xp[near] - yp[near]) / yp[near])
+    far = ~near
+    vals[far] = xp[far] * np.log(ratio[far])
+    out[pos] = vals
+    out[np.isnan(x) | np.isnan(y)] = np.nan
+    return out
 
 
 # --------------------------------------------------------------------------- histograms

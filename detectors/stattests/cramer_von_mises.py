@@ -9,7 +9,6 @@ sample is never sorted.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import gammaln, kv
 
 from detectors.profile import Sample
 from detectors.stattests._shared import ks_statistic
@@ -28,6 +27,8 @@ def _midranks(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _cdf_cvm_inf(x: float) -> float:
     """CDF of the one-sample Cramér-von Mises statistic for infinite samples (Csörgő and
     Faraway 1996, eq. 1.2), summed until a term is below 1e-7, as Evidently does."""
+    from scipy.special import gammaln, kv  # on use: a fifth of a second at start-up
+
     tot, k = 0.0, 0
     while True:
         u = np.exp(gammaln(k + 0.5) - gammaln(k + 1)) / (np.pi**1.5 * np.sqrt(x))

@@ -7,10 +7,9 @@ has more than 20 distinct values), no smoothing; the maximum is sqrt(ln 2) ~ 0.8
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import rel_entr
 
 from detectors.profile import Sample
-from detectors.stattests._shared import binned_shares
+from detectors.stattests._shared import binned_shares, rel_entr
 from detectors.stattests.base import ColumnType, StatTest
 
 

@@ -6,10 +6,9 @@ Same bins and zero filling as PSI; ``scipy.stats.entropy`` renormalises the shar
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import rel_entr
 
 from detectors.profile import Sample
-from detectors.stattests._shared import binned_shares
+from detectors.stattests._shared import binned_shares, rel_entr
 from detectors.stattests.base import ColumnType, StatTest
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import typer
 import yaml
 
+from driftwarden.cli._kafka import with_kafka_security
 from driftwarden.errors import DriftwardenError
-from driftwarden.kafka import DEFAULT_TOPIC_PREFIX
+from driftwarden.kafka import DEFAULT_TOPIC_PREFIX, KafkaSecurity
 from driftwarden.logs import LogFormat
 
 app = typer.Typer(
@@ -43,6 +44,7 @@ def _settings(**kwargs):
 
 
 @app.command("run")
+@with_kafka_security
 def run(
     policies: Path = POLICIES,
     prometheus: str = typer.Option(
@@ -72,6 +74,8 @@ def run(
     ),
     log_level: str = typer.Option("info", envvar="DRIFTWARDEN_LOG_LEVEL"),
     log_format: LogFormat = typer.Option("text", envvar="DRIFTWARDEN_LOG_FORMAT"),
+    *,
+    kafka_security: KafkaSecurity,
 ) -> None:
     """Reconcile the rollouts of every model in the policies until SIGTERM."""
     from driftwarden.logs import configure_logging
@@ -88,6 +92,7 @@ def run(
         metrics_port=metrics_port,
         resync_s=resync_s,
         emit_events=events,
+        kafka_security=kafka_security,
     )
     service = CanaryService(settings)
     if dry_run:

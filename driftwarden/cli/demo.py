@@ -71,7 +71,9 @@ def demo(
     )
 
     def say(message: str) -> None:
-        console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", highlight=False)
+        console.print(
+            f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", highlight=False, soft_wrap=True
+        )
 
     last_line = [0.0]
     live_view = (

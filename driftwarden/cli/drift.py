@@ -17,10 +17,13 @@ import typer
 from driftwarden.errors import DataFileError, DriftwardenError, SpecError
 
 if TYPE_CHECKING:
-    from detectors.drift import DriftConfig
+    from detectors.drift import DatasetDrift, DriftConfig
+    from detectors.profile import ReferenceProfile
     from driftwarden.spec import ModelSpec
 
-# pandas, scipy and the statistics core load inside the command so `--help` stays instant.
+# The statistics core and pyarrow load inside the command so `--help` stays instant; the
+# default path (parquet or CSV read by pyarrow, summarised by numpy) never loads pandas or
+# scipy, which alone took longer than reading and testing a million rows.
 
 
 class OutputFormat(StrEnum):
@@ -78,10 +81,9 @@ def drift(
     ),
 ) -> None:
     """Compare CURRENT with REFERENCE column by column (Evidently 0.7's defaults)."""
-    from detectors.drift import ColumnMismatchError, DriftConfig, DriftConfigError, DriftDetector
+    from detectors.drift import ColumnMismatchError, DriftConfig, DriftConfigError
     from detectors.profile import ProfileError, ReferenceProfile
     from driftwarden.report import render_html, render_json, render_table
-    from driftwarden.tables import read_table
 
     workers = workers or default_workers()
     config, columns, column_types = DriftConfig(), None, None
@@ -101,16 +103,13 @@ def drift(
                 raise DataFileError(f"{reference}: no such file")
             ref_profile = ReferenceProfile.load(reference)
         else:
-            ref_frame = read_table(reference, columns=columns)
-            ref_profile = ReferenceProfile.from_frame(ref_frame, workers=workers)
-            del ref_frame
-        cur_frame = read_table(current, columns=columns)
-        detector = DriftDetector(
-            ref_profile, config, column_types=column_types, columns=columns, workers=workers
-        )
-        detector.update(cur_frame)
-        del cur_frame
-        result = detector.result
+            ref_profile = _profile(reference, columns, workers)
+        if spec_path is not None and spec.drift.thresholds == "calibrated":
+            from detectors.spec_options import drift_config  # thresholds from the reference
+
+            config = drift_config(spec, ref_profile, column_types=column_types, workers=workers)
+        cur_profile = _profile(current, columns, workers)
+        result = _drift(ref_profile, cur_profile, config, column_types, columns, workers)
     except (ColumnMismatchError, ProfileError) as e:
         raise DataFileError(str(e)) from e
     except DriftConfigError as e:
@@ -130,7 +129,7 @@ def drift(
         text = render_html(
             result,
             ref_profile.columns,
-            detector.current,
+            cur_profile.columns,
             sources=(str(reference), str(current)),
         )
     else:
@@ -144,6 +143,52 @@ def drift(
             raise DataFileError(f"{output}: cannot write: {e.strerror or e}") from e
     if fail_on_drift and result.dataset_drift:
         raise typer.Exit(1)
+
+
+def _profile(path: Path, columns: list[str] | None, workers: int) -> ReferenceProfile:
+    """Summaries of the file's columns (read by pyarrow, one column per thread); the data
+    itself is dropped as soon as it is summarised."""
+    from detectors.profile import ReferenceProfile
+    from driftwarden.tables import read_columns
+
+    return ReferenceProfile.from_frame(read_columns(path, columns=columns), workers=workers)
+
+
+def _drift(
+    reference: ReferenceProfile,
+    current: ReferenceProfile,
+    config: DriftConfig,
+    column_types: dict[str, str] | None,
+    columns: list[str] | None,
+    workers: int,
+) -> DatasetDrift:
+    """What `DriftDetector` gives for one window holding all of `current`: the same
+    summaries (`detectors.profile.summarize`), the same tests, the same skipped columns."""
+    from detectors.drift import DatasetDrift, dataset_drift
+    from detectors.profile import ProfileError
+
+    if columns is not None:
+        for name in columns:
+            if name in current.skipped:  # a column the spec names must be testable
+                raise ProfileError(f"column {name!r}: datetime columns are not drift-tested")
+    result = dataset_drift(
+        reference,
+        current.columns,
+        config,
+        column_types=column_types,
+        columns=columns,
+        workers=workers,
+    )
+    if not current.skipped:
+        return result
+    return DatasetDrift(
+        columns=result.columns,
+        drift_share=result.drift_share,
+        dataset_drift=result.dataset_drift,
+        share_threshold=result.share_threshold,
+        skipped={**current.skipped, **result.skipped},
+        extras=result.extras,
+    )
 
 
 def _stdout_is_tty() -> bool:

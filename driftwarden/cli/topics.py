@@ -13,8 +13,10 @@ AdminClient.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import typer
 
@@ -178,7 +180,34 @@ def create_topics(
                 reason = err.str() if isinstance(err, KafkaError) else str(e)
                 raise TopicsError(f"Kafka refused topic {spec.name}: {reason}") from e
             result[spec.name] = "created"
+        _wait_for_leaders(admin, [s.name for s in missing], timeout)
     return {s.name: result[s.name] for s in plan}
+
+
+def _wait_for_leaders(admin: Any, names: Sequence[str], timeout: float) -> None:
+    """Return once every partition of `names` has a leader: a component started right after
+    the hook then finds its topics (CreateTopics answers before the metadata shows them)."""
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + timeout
+    waiting = list(names)
+    while waiting:
+        try:
+            topics = admin.list_topics(timeout=max(1.0, deadline - time.monotonic())).topics
+        except KafkaException as e:
+            raise RetryLater(f"Kafka did not answer while topics were created: {e}") from e
+        waiting = [
+            name
+            for name in waiting
+            if (meta := topics.get(name)) is None
+            or meta.error is not None
+            or not meta.partitions
+            or any(p.leader < 0 for p in meta.partitions.values())
+        ]
+        if waiting and time.monotonic() >= deadline:
+            raise RetryLater(f"topics without a leader after {timeout:g}s: {', '.join(waiting)}")
+        if waiting:
+            time.sleep(0.1)
 
 
 @app.command("create")

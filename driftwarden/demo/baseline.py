@@ -17,6 +17,7 @@ import yaml
 
 from driftwarden.demo.cluster import EPOCH_LINE
 from driftwarden.demo.data import MODEL, VERSION, spec_document, training_frame
+from driftwarden.errors import DriftwardenError
 
 #: Bump when the demo's data generator or ground truth changes (invalidates the cache).
 DATA_REVISION = 2
@@ -86,7 +87,7 @@ def prepare_baseline(
     finally:
         log.close()
     if code != 0:
-        raise RuntimeError(f"training {VERSION} failed (exit {code}); see {log.name}")
+        raise DriftwardenError(f"training {VERSION} failed (exit {code}); see {log.name}")
     _write_reference(tmp / "artifact", frame, tmp / "reference.parquet")
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)

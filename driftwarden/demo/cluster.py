@@ -40,6 +40,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -238,12 +239,14 @@ class LocalCluster:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.runs: dict[str, JobRun] = {}
         self.events: list[ClusterEvent] = []
+        self.failures: list[str] = []  # pods that could not start
         self._event_keys: set[str] = set()
         self._watchers: list[queue.Queue[str]] = []
         self._job_procs: dict[str, subprocess.Popen[bytes]] = {}
         self._threads: list[threading.Thread] = []
         self._closed = threading.Event()
         self._pod_seq = itertools.count(1)
+        self._forker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pod-forker")
 
     # --- Deployments ---------------------------------------------------------------------
 
@@ -365,7 +368,11 @@ class LocalCluster:
         ports = {k: free_port() for k in ("MODEL_PORT", "PROXY_PORT", "ADMIN_PORT")}
         folder = self.workdir / "pods" / pod_name
         pod = Pod(pod_name, name, version, template, ports, folder)
-        base = {**ports, "POD_DIR": str(folder), "POD_NAME": pod_name}
+        base = {
+            **{k: str(v) for k, v in ports.items()},
+            "POD_DIR": str(folder),
+            "POD_NAME": pod_name,
+        }
         try:
             for c in (template.get("spec") or {}).get("containers") or []:
                 env = {**base, **container_env(c, meta)}
@@ -378,14 +385,18 @@ class LocalCluster:
                     env={**os.environ, **env},
                 )
                 pod.processes.append(proc)
-                proc.start()
+                # The kernel kills a child when the *thread* that forked it ends (it is
+                # started with PDEATHSIG), so pods are forked by one thread that lives as
+                # long as the cluster, not by this short-lived one.
+                self._forker.submit(proc.start).result()
             self.say(f"pod {pod_name} starting (version {version})")
             for port in ports.values():
                 pod.processes[-1].wait_ready(
                     lambda p=port: port_is_open("127.0.0.1", p), 90, f"port {port}"
                 )
         except Exception as e:
-            self.say(f"pod {pod_name} failed to start: {str(e).splitlines()[0]}")
+            self.failures.append(f"pod {pod_name} failed to start: {str(e).splitlines()[0]}")
+            self.say(self.failures[-1])
             pod.stop()
             return
         with self._lock:
@@ -642,6 +653,7 @@ class LocalCluster:
             pod.stop()
         for t in self._threads:
             t.join(timeout=15)  # a pod still starting stops itself once it sees _closed
+        self._forker.shutdown(wait=True)
 
 
 def _merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from driftwarden.demo.cluster import (
 from driftwarden.demo.data import MODEL, VERSION, spec_document
 from driftwarden.demo.traffic import TrafficPlan, TrafficStats, run_traffic
 from driftwarden.demo.view import Snapshot, snapshot_from_prometheus
+from driftwarden.errors import DriftwardenError
 from driftwarden.kafka import Topics
 from driftwarden.services.alertmanager import AlertmanagerServer
 from driftwarden.services.kafka import KafkaBroker
@@ -47,6 +48,12 @@ from driftwarden.services.process import ManagedProcess
 from driftwarden.services.prometheus import PrometheusServer, render_prometheus_config
 
 ALERT = "DriftwardenDatasetDrift"
+
+
+class DemoError(DriftwardenError):
+    """A part of the demo could not start (the message names it and where its log is)."""
+
+
 NAMESPACE = "default"
 CANARY = f"{MODEL}-canary"
 
@@ -416,8 +423,10 @@ class Demo:
         self._start_canary_controller(policies, kafka.bootstrap)
         deadline = time.monotonic() + 120
         while MODEL not in self.split.endpoints():
+            if self.cluster.failures:
+                raise DemoError(f"{self.cluster.failures[0]} (logs in {w / 'logs'})")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the {MODEL} pod did not become ready; see {w / 'logs'}")
+                raise DemoError(f"the {MODEL} pod did not become ready; see {w / 'logs'}")
             time.sleep(0.2)
         self.say(f"all components up in {time.monotonic() - t0:.1f}s; work folder {w}")
 

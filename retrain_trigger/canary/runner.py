@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, start_http_server
 
 from driftwarden.errors import DriftwardenError
-from driftwarden.kafka import DEFAULT_TOPIC_PREFIX
+from driftwarden.kafka import DEFAULT_TOPIC_PREFIX, KafkaSecurity
 from driftwarden.schema import LineageEvent
 from retrain_trigger.canary import manifests as mf
 from retrain_trigger.canary.controller import Controller, plan_lines
@@ -41,6 +41,9 @@ class CanarySettings:
     kubeconfig: Path | None = None  # None: the pod's service account (in-cluster)
     bootstrap: str | None = "127.0.0.1:9092"  # Kafka for lineage; None: no lineage
     topic_prefix: str = DEFAULT_TOPIC_PREFIX  # lineage goes to <prefix>.lineage
+    # TLS / SASL towards Kafka (the --kafka-* flags; PLAINTEXT by default). The principal
+    # needs the trigger's lineage ACLs (docs/security.md).
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     metrics_port: int = 9102  # /metrics of the controller (0: a free port)
     resync_s: float = 5.0  # seconds between reconcile passes (analyses follow the policy)
     emit_events: bool = True  # Kubernetes Events on the stable Deployment
@@ -69,7 +72,9 @@ class CanaryService:
         self.policies = load_policies(s.policies, namespaces=frozenset(s.namespaces))
         self.kube = KubeRollouts(api_client(s.kubeconfig), s.namespaces)
         self.lineage = (
-            LineageLog(s.bootstrap, lineage_topic(s.topic_prefix)) if s.bootstrap else None
+            LineageLog(s.bootstrap, lineage_topic(s.topic_prefix), security=s.kafka_security)
+            if s.bootstrap
+            else None
         )
         self.registry = CollectorRegistry()
         self.controller = Controller(

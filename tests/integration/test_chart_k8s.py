@@ -176,8 +176,42 @@ def test_helm_install_into_the_real_api_server(k8s: KubeCluster, tmp_path: Path)
                 deployment = client.AppsV1Api(api).read_namespaced_deployment(f"{full}-{name}", ns)
                 assert deployment.status.ready_replicas == 1, name
 
-            # 5. the certificate hook's script, as the hook's ServiceAccount
-            token = k8s.service_account_token(ns, f"{full}-injector-certs")
+            # 4b. hook objects (ServiceAccount, RBAC, script) were removed once they succeeded
+            hook_name = f"{full}-injector-certs"
+            cluster_roles = {r.metadata.name for r in rbac.list_cluster_role().items}
+            assert hook_name not in cluster_roles
+            assert hook_name not in {
+                a.metadata.name for a in core.list_namespaced_service_account(ns).items
+            }
+
+            # 5. the certificate hook's script, with exactly the hook's RBAC (the chart's
+            #    rendered ServiceAccount, Role, ClusterRole and bindings, applied here)
+            hook_objects = [
+                d
+                for d in objects
+                if d["metadata"]["name"] == hook_name
+                and d["kind"] != "ConfigMap"
+                and "helm.sh/hook" in (d["metadata"].get("annotations") or {})
+            ]
+            assert {d["kind"] for d in hook_objects} == {
+                "ServiceAccount",
+                "Role",
+                "RoleBinding",
+                "ClusterRole",
+                "ClusterRoleBinding",
+            }
+            hook_manifest = tmp_path / "hook-rbac.yaml"
+            hook_manifest.write_text(yaml.safe_dump_all(hook_objects))
+            kubectl = [str(KUBECTL), "--kubeconfig", str(k8s.kubeconfig)]
+            applied = subprocess.run(
+                [*kubectl, "create", "-f", str(hook_manifest)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert applied.returncode == 0, applied.stderr
+            token = k8s.service_account_token(ns, hook_name)
             env = {
                 **os.environ,
                 "KUBECONFIG": str(_kubeconfig_for_token(k8s, token, tmp_path / "hook.kubeconfig")),
@@ -250,6 +284,14 @@ def test_helm_install_into_the_real_api_server(k8s: KubeCluster, tmp_path: Path)
                 check=False,
             )
             assert denied.returncode == 1 and "403" in denied.stderr
+            removed = subprocess.run(
+                [*kubectl, "delete", "-f", str(hook_manifest)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert removed.returncode == 0, removed.stderr
 
             # 6. an upgrade keeps the generated bearer token (both Secrets) and the hooks rerun
             def tokens() -> tuple[bytes, bytes]:
@@ -293,3 +335,7 @@ def test_helm_install_into_the_real_api_server(k8s: KubeCluster, tmp_path: Path)
             .items
         ]
         assert f"{full}-injector" not in names
+        rbac = client.RbacAuthorizationV1Api(api)
+        selector = f"app.kubernetes.io/instance={release}"
+        assert not rbac.list_cluster_role(label_selector=selector).items
+        assert not rbac.list_cluster_role_binding(label_selector=selector).items

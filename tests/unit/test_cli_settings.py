@@ -16,6 +16,7 @@ from collector.settings import CollectorSettings
 from detectors.service.settings import FLAGS, ServiceSettings
 from driftwarden.errors import DriftwardenError
 from driftwarden.flags import Flag, settings_from_args
+from driftwarden.kafka import KAFKA_SECURITY_FLAGS
 
 
 def _options(module: str) -> dict[str, object]:
@@ -29,7 +30,8 @@ def _options(module: str) -> dict[str, object]:
 
 def test_detectors_cli_defaults_are_the_settings_defaults() -> None:
     options = _options("driftwarden.cli.detectors")
-    assert set(options) == {f.option for f in FLAGS}
+    # The service's own flags, plus the shared Kafka security group (stated once too).
+    assert set(options) == {f.option for f in FLAGS} | {f.option for f in KAFKA_SECURITY_FLAGS}
     fields = {f.name: f for f in dataclasses.fields(ServiceSettings)}
     for flag in FLAGS:
         field = fields[flag.field]
