@@ -306,8 +306,8 @@ def _first_present(arr: np.ndarray, chunk: int = 256) -> Any:
 def finite_values(values: Any) -> tuple[np.ndarray, int, int, int]:
     """(finite values as float64 in row order, rows, missing, infinite) of a numeric column."""
     library = _library(values)
-    if library == "pyarrow":  # nulls become NaN, as pandas loads them
-        values = values.to_numpy(zero_copy_only=False)
+    if library == "pyarrow":
+        values = _arrow_numbers(values)
     raw = values.to_numpy() if library == "pandas" else np.asarray(values)
     if raw.dtype.kind in "iu":  # numpy integers: nothing missing, nothing infinite
         return raw.astype(np.float64), int(raw.shape[0]), 0, 0
@@ -324,6 +324,35 @@ def finite_values(values: Any) -> tuple[np.ndarray, int, int, int]:
         return arr, n_rows, 0, 0
     n_missing = int(np.count_nonzero(np.isnan(arr)))
     return arr[finite], n_rows, n_missing, n_bad - n_missing
+
+
+def _arrow_numbers(values: Any) -> np.ndarray:
+    """A numeric pyarrow array as numpy, nulls as NaN (integers with nulls become floats, as
+    pandas loads them), read from the array's buffers: pyarrow's ``to_numpy`` loads pandas."""
+    import pyarrow as pa
+
+    t = values.type
+    if pa.types.is_null(t):
+        return np.full(len(values), np.nan)
+    kind = "f" if pa.types.is_floating(t) else "i" if pa.types.is_signed_integer(t) else "u"
+    dtype = np.dtype(f"{kind}{t.bit_width // 8}")
+    parts = []
+    for chunk in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
+        n, offset = len(chunk), chunk.offset
+        if not n:
+            continue
+        validity, data = chunk.buffers()[:2]
+        arr = np.frombuffer(data, dtype=dtype, count=offset + n)[offset:]
+        if chunk.null_count:
+            valid = np.unpackbits(
+                np.frombuffer(validity, dtype=np.uint8), count=offset + n, bitorder="little"
+            )[offset:]
+            arr = arr.astype(np.float64)
+            arr[valid == 0] = np.nan
+        parts.append(arr)
+    if not parts:
+        return np.zeros(0, dtype=np.float64 if values.null_count else dtype)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def numeric_profile(
@@ -441,7 +470,7 @@ def _arrow_label_counts(values: Any) -> tuple[np.ndarray, np.ndarray, int]:
         keys = keys.dictionary_decode()
     out = np.empty(len(keys), dtype=object)
     out[:] = keys.to_pylist()
-    return out, counts.to_numpy(zero_copy_only=False).astype(np.int64), len(values)
+    return out, np.array(counts.to_pylist(), dtype=np.int64), len(values)
 
 
 # --------------------------------------------------------------------------- profile file

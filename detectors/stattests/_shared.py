@@ -61,13 +61,36 @@ def cramers_v(r_counts: np.ndarray, c_counts: np.ndarray) -> float:
     return math.sqrt(chi2 / n)
 
 
+def _rel_entr1(x: float, y: float) -> float:
+    if math.isnan(x) or math.isnan(y):
+        return math.nan
+    if x > 0 and y > 0:
+        ratio = x / y
+        if 0.5 < ratio < 2:
+            return x * math.log1p((x - y) / y)
+        return x * math.log(ratio)
+    if x == 0 and y >= 0:
+        return 0.0
+    return math.inf
+
+
+# Up to this many cells (categories or bins) `rel_entr` uses the C library's log, as scipy
+# does, so results match scipy's to the bit; beyond, numpy's vectorised log (its last bit
+# may round differently) keeps the cost linear at C speed.
+REL_ENTR_EXACT_MAX = 65_536
+
+
 def rel_entr(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``scipy.special.rel_entr(x, y)``, branch for branch as scipy's kernel computes it
     (``x log1p((x - y) / y)`` when x / y is in (0.5, 2), else ``x log(x / y)``; 0 where
     x == 0 <= y; inf elsewhere; NaN in, NaN out), without importing scipy.special (a fifth
-    of a second at start-up). numpy's vectorised log may round the last bit differently
-    from the C library's."""
+    of a second at start-up)."""
     x, y = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+    if x.size <= REL_ENTR_EXACT_MAX:
+        flat = [
+            _rel_entr1(a, b) for a, b in zip(x.ravel().tolist(), y.ravel().tolist(), strict=True)
+        ]
+        return np.array(flat, dtype=np.float64).reshape(x.shape)
     out = np.full(x.shape, np.inf)
     out[(x == 0) & (y >= 0)] = 0.0
     pos = (x > 0) & (y > 0)

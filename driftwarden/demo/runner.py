@@ -589,7 +589,12 @@ class Watcher:
         if snap.alert_state == "firing" and m.alert_firing is None:
             m.alert_firing = now
             self.once("firing", f"alert {ALERT} firing in Prometheus")
-        received = _sample_sum(d.trigger.registry, "driftwarden_alerts_received_total")
+        received = _sample_sum(
+            d.trigger.registry,
+            "driftwarden_alerts_received_total",
+            alertname=ALERT,
+            status="firing",
+        )
         if received and m.alert_delivered is None:
             m.alert_delivered = now
             self.once("delivered", f"alert {ALERT} delivered to the retrain trigger")

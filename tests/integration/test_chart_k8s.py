@@ -320,6 +320,9 @@ def test_helm_install_into_the_real_api_server(k8s: KubeCluster, tmp_path: Path)
             assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
             assert tokens() == before
             assert base64.b64decode(core.read_namespaced_secret(tls, ns).data["ca.crt"]) == ca
+            # the upgrade's own apply of the webhook configuration leaves the caBundle alone
+            upgraded = admission.read_mutating_webhook_configuration(f"{full}-injector")
+            assert all(base64.b64decode(w.client_config.ca_bundle) == ca for w in upgraded.webhooks)
     finally:
         uninstall = run_helm(
             ["uninstall", release, "--namespace", ns, "--wait", "--timeout", "120s"],

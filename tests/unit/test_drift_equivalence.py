@@ -90,3 +90,42 @@ def test_cli_and_service_agree_per_feature(
     # effect sizes come with p-value tests only (KS D, Cramér's V), not with distances
     with_effect = {n for n, f in service.items() if f.effect_size is not None}
     assert with_effect == (set(model.features) - {"num_1"} if extra_drift else set())
+
+
+def test_cli_and_service_agree_with_calibrated_thresholds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`drift.thresholds: calibrated`: both calibrate the same features on the same reference
+    (seeded per column, budget shared by the spec's features) and give the same thresholds
+    and verdicts; the thresholds are not Evidently's."""
+    model = SyntheticModel("cal", n_numerical=3, n_categorical=2, seed=5)
+    extra = {"drift": {"thresholds": "calibrated", "calibration": {"replicates": 60}}}
+    spec_path = model.write(tmp_path, reference_rows=4000, window_rows=ROWS, extra=extra)
+    stream = model.stream(ROWS, drift_from=ROWS // 3, drifted={"num_0", "cat_1"}, seed=3)
+
+    registry = ContextRegistry(tmp_path)
+    registry.load()
+    shard = ShardState(0, registry)
+    records = [ConsumedRecord(i, k, v, 1000 + i) for i, (k, v) in enumerate(stream.records())]
+    results, dead = shard.process_predictions(records)
+    assert dead == []
+    (window,) = [r for r in results if r.kind == "drift"]
+    service = {f.name: f for f in window.features}
+
+    current = tmp_path / "current.parquet"
+    stream.frame.to_parquet(current, index=False)
+    with pytest.raises(SystemExit) as exc:
+        main(["drift", "--spec", str(spec_path), "--current", str(current), "--format", "json"])
+    out, err = capsys.readouterr()
+    assert exc.value.code in (0, None), err
+    batch = {c["column"]: c for c in json.loads(out)["columns"]}
+
+    assert service["num_0"].drift_detected and service["cat_1"].drift_detected
+    assert any(not f.drift_detected for f in service.values())
+    for name, f in service.items():
+        b = batch[name]
+        assert (f.type, f.test) == (b["type"], b["test"]), name
+        assert f.score == pytest.approx(b["score"], rel=1e-9, abs=1e-12), name
+        assert f.threshold == pytest.approx(b["threshold"], rel=1e-12), name
+        assert f.threshold not in (0.05, 0.1), name  # calibrated, not a test's default
+        assert f.drift_detected == b["drift_detected"], name
