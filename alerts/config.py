@@ -209,6 +209,16 @@ class CanaryAlerts(_Strict):
     for_: Duration = Field("1m", alias="for")
 
 
+class InjectorAlerts(_Strict):
+    """The sidecar injector: opted-in pods running without the sidecar for `missing_for`
+    (the injector was down when they were admitted: their traffic is not captured), and a
+    webhook serving certificate that expires within `cert_min_days`."""
+
+    missing_for: Duration = "10m"
+    cert_min_days: float = Field(14, gt=0)
+    cert_for: Duration = "10m"
+
+
 class ModelOverride(_Strict):
     """Per-model settings; anything left out uses the defaults."""
 
@@ -234,6 +244,7 @@ class AlertsConfig(_Strict):
     detectors: DetectorAlerts = DetectorAlerts()
     retrain: RetrainAlerts = RetrainAlerts()
     canary: CanaryAlerts = CanaryAlerts()
+    injector: InjectorAlerts = InjectorAlerts()
     models: dict[str, ModelOverride] = Field(default_factory=dict)
 
     @field_validator("models")

@@ -399,6 +399,34 @@ def alerting_groups(cfg: AlertsConfig) -> list[dict[str, Any]]:
             "`driftwarden trigger history --model {{ $labels.model }}`.",
         ),
     ]
+    inj = cfg.injector
+    expiry = mc.INJECTOR_CERT_EXPIRY.name
+    pipeline_alerts += [
+        _alert(
+            cfg,
+            "DriftwardenPodsMissingSidecar",
+            f"sum by (namespace) ({mc.INJECTOR_PODS_MISSING_SIDECAR.name}) > 0",
+            inj.missing_for,
+            "warning",
+            "Pods in {{ $labels.namespace }} run without the collector sidecar",
+            "{{ $value }} pod(s) in namespace {{ $labels.namespace }} opted in to injection but "
+            "were admitted without the collector sidecar (the injector was down or failed; its "
+            "webhook never blocks pods). Their traffic is not captured until they are "
+            "restarted: see the SidecarMissing Events and docs/injector.md.",
+        ),
+        _alert(
+            cfg,
+            "DriftwardenInjectorCertExpiring",
+            f"min({expiry}) - time() < {inj.cert_min_days:g} * 86400",
+            inj.cert_for,
+            "warning",
+            "The injector's serving certificate expires soon",
+            "The sidecar injector's serving certificate expires in "
+            f"{{{{ $value | humanizeDuration }}}} (less than {inj.cert_min_days:g} days). "
+            "Once it has expired the API server cannot call the webhook and new pods start "
+            "without the sidecar: rotate it (docs/injector.md, TLS).",
+        ),
+    ]
     canary = cfg.canary
     rolled_back = _sel(mc.ROLLOUTS_TOTAL.name, outcome="rolled_back")
     retrain_alerts.append(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -231,13 +231,16 @@ def _library(values: Any) -> str:
     return type(values).__module__.partition(".")[0]
 
 
-def _arrow_family(values: Any) -> DtypeFamily | None:
+def _arrow_family(values: Any, *, text: bool = False) -> DtypeFamily | None:
     """The family pandas would give a pyarrow array once loaded (`pyarrow`'s ``to_pandas``):
-    integers with nulls become floats, booleans with nulls objects, dictionaries categories.
+    integers with nulls become floats, booleans with nulls objects, dictionaries categories
+    (unless `text`: strings read dictionary-encoded that pandas would hold as objects).
     None for a type this module does not read directly."""
     import pyarrow as pa
 
     t = values.type
+    if text and pa.types.is_dictionary(t):
+        t = t.value_type
     if pa.types.is_floating(t) and not pa.types.is_float16(t):
         return "float"
     if pa.types.is_integer(t):
@@ -256,10 +259,11 @@ def _arrow_family(values: Any) -> DtypeFamily | None:
     return None
 
 
-def dtype_family(values: Any) -> DtypeFamily:
-    """The storage family of a column, from its dtype (and, for objects, its values)."""
+def dtype_family(values: Any, *, text: bool = False) -> DtypeFamily:
+    """The storage family of a column, from its dtype (and, for objects, its values).
+    `text`: a pyarrow dictionary array stands for plain strings, not a category."""
     if _library(values) == "pyarrow":
-        family = _arrow_family(values)
+        family = _arrow_family(values, text=text)
         if family is not None:
             return family
         values = values.to_pandas()
@@ -541,12 +545,20 @@ class ReferenceProfile:
 
     @classmethod
     def from_frame(
-        cls, data: pd.DataFrame | Mapping[str, Any], *, workers: int = 1
+        cls,
+        data: pd.DataFrame | Mapping[str, Any],
+        *,
+        workers: int = 1,
+        text_columns: Collection[str] = (),
     ) -> ReferenceProfile:
-        """Summarise every column of a DataFrame or of a mapping name -> array, on
-        `workers` threads."""
+        """Summarise every column of a DataFrame or of a mapping name -> array (numpy,
+        pandas or pyarrow), on `workers` threads. `text_columns`: pyarrow dictionary arrays
+        that stand for plain strings (`driftwarden.tables.read_columns` reads text that way)."""
         items = list(data.items())
-        families = {str(name): dtype_family(values) for name, values in items}
+        families = {
+            str(name): dtype_family(values, text=str(name) in text_columns)
+            for name, values in items
+        }
         skipped = {
             name: "datetime column (not drift-tested)"
             for name, f in families.items()

@@ -21,7 +21,7 @@ from driftwarden.errors import DataFileError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CSV_SUFFIXES", "PARQUET_SUFFIXES", "read_columns", "read_table"]
+__all__ = ["CSV_SUFFIXES", "PARQUET_SUFFIXES", "Columns", "read_columns", "read_table"]
 
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 CSV_SUFFIXES = {".csv"}
@@ -34,6 +34,19 @@ PANDAS_NA_VALUES = [
 ]  # fmt: skip
 PANDAS_TRUE = ["True", "TRUE", "true"]
 PANDAS_FALSE = ["False", "FALSE", "false"]
+
+
+class Columns(dict[str, Any]):
+    """Column name -> values (pyarrow arrays, or pandas Series for a file read by pandas).
+
+    `text`: the names of text columns (strings pandas would hold as Python objects) that
+    were read dictionary-encoded, because counting codes is far cheaper than hashing
+    strings; they are plain strings, not categories.
+    """
+
+    def __init__(self, items: Any = (), text: frozenset[str] = frozenset()):
+        super().__init__(items)
+        self.text = text
 
 
 def _checked(path: str | Path) -> tuple[Path, str]:
@@ -79,7 +92,7 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFra
     return frame
 
 
-def read_columns(path: str | Path, columns: list[str] | None = None) -> dict[str, Any]:
+def read_columns(path: str | Path, columns: list[str] | None = None) -> Columns:
     """The file's columns (or `columns`, in that order) by name, as pyarrow arrays (pandas
     Series where the file needs pandas); failures as in `read_table`."""
     p, suffix = _checked(path)
@@ -92,7 +105,7 @@ def read_columns(path: str | Path, columns: list[str] | None = None) -> dict[str
         raise _unreadable(p, suffix, e) from e
     if out is None:  # a type only pandas loads the pandas way
         frame = read_table(p, columns)
-        return {str(name): values for name, values in frame.items()}
+        return Columns((str(name), values) for name, values in frame.items())
     return out
 
 
@@ -125,17 +138,13 @@ def _pandas_extension(numpy_type: Any) -> bool:
     return False
 
 
-def _read_parquet(p: Path, columns: list[str] | None) -> dict[str, Any] | None:
+def _read_parquet(p: Path, columns: list[str] | None) -> Columns | None:
     # ParquetFile, not pq.read_table: the latter goes through pyarrow.dataset, which
-    # imports pandas.
+    # imports pandas. Memory-mapped: pages are decoded straight from the page cache.
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    with pq.ParquetFile(p) as parquet:
-        return _read_parquet_file(parquet, p, columns)
-
-
-def _read_parquet_file(parquet: Any, p: Path, columns: list[str] | None) -> dict[str, Any] | None:
-    schema = parquet.schema_arrow
+    schema = pq.read_schema(p, memory_map=True)
     meta = schema.pandas_metadata or {}
     index = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
     present = [name for name in schema.names if name not in index]
@@ -151,11 +160,18 @@ def _read_parquet_file(parquet: Any, p: Path, columns: list[str] | None) -> dict
     }
     if extension.intersection(names):
         return None
-    table = parquet.read(columns=names, use_threads=True)
-    return {name: table.column(name) for name in names}
+    text = frozenset(
+        n
+        for n in names
+        if pa.types.is_string(schema.field(n).type)
+        or pa.types.is_large_string(schema.field(n).type)
+    )
+    with pq.ParquetFile(p, memory_map=True, read_dictionary=sorted(text)) as parquet:
+        table = parquet.read(columns=names, use_threads=True)
+    return Columns(((name, table.column(name)) for name in names), text=text)
 
 
-def _read_csv(p: Path, columns: list[str] | None) -> dict[str, Any] | None:
+def _read_csv(p: Path, columns: list[str] | None) -> Columns | None:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -193,4 +209,4 @@ def _read_csv(p: Path, columns: list[str] | None) -> dict[str, Any] | None:
     ]
     if dated:
         table = read(dated)
-    return {name: table.column(name) for name in names}
+    return Columns((name, table.column(name)) for name in names)

@@ -42,7 +42,8 @@ def n_distinct_union(reference: Sample, current: Sample, cap: int) -> int:
     if reference.n_unique >= cap or current.n_unique >= cap:
         return cap
     if isinstance(reference, NumericSample) and isinstance(current, NumericSample):
-        return min(cap, int(np.union1d(reference.uniques, current.uniques).shape[0]))
+        # at most 2 * cap values: a set, not np.union1d (whose np.unique loads numpy.ma)
+        return min(cap, len(set(reference.uniques.tolist()) | set(current.uniques.tolist())))
     r, c = reference.as_counts(), current.as_counts()
     return min(cap, len(set(r.keys.tolist()) | set(c.keys.tolist())))
 

@@ -151,7 +151,8 @@ def _profile(path: Path, columns: list[str] | None, workers: int) -> ReferencePr
     from detectors.profile import ReferenceProfile
     from driftwarden.tables import read_columns
 
-    return ReferenceProfile.from_frame(read_columns(path, columns=columns), workers=workers)
+    data = read_columns(path, columns=columns)
+    return ReferenceProfile.from_frame(data, workers=workers, text_columns=data.text)
 
 
 def _drift(
