@@ -160,13 +160,14 @@ class CategoryCounts:
 
         return pd.Index(self.keys, dtype=object)
 
+    @cached_property
+    def _count_by_key(self) -> dict[Any, int]:
+        return dict(zip(self.keys.tolist(), self.counts.tolist(), strict=True))
+
     def counts_of(self, keys: np.ndarray | pd.Index) -> np.ndarray:
         """Counts of `keys` in this table, 0 for a key it does not hold."""
-        pos = self.index.get_indexer(keys)
-        if not self.counts.shape[0]:
-            return np.zeros(pos.shape[0], dtype=np.int64)
-        out = np.where(pos >= 0, self.counts[np.maximum(pos, 0)], 0)
-        return out.astype(np.int64)
+        get = self._count_by_key.get
+        return np.fromiter((get(k, 0) for k in keys.tolist()), dtype=np.int64, count=len(keys))
 
     def as_counts(self) -> CategoryCounts:
         return self
@@ -255,7 +256,7 @@ def _arrow_family(values: Any, *, text: bool = False) -> DtypeFamily | None:
         # pandas holds strings as objects; with no value present Evidently sees "unknown"
         return "object" if values.null_count == len(values) else "str"
     if pa.types.is_null(t):
-        return "float"  # pandas loads an all-null column as float NaN
+        return "object"  # pandas loads arrow's null type as objects (None)
     return None
 
 
@@ -433,11 +434,15 @@ def _label_profile(
     )
 
 
-def summarize(name: str, values: Any, family: DtypeFamily | None = None) -> ColumnProfile:
-    """Summarise one column (a pandas Series, numpy array or sequence)."""
+def summarize(
+    name: str, values: Any, family: DtypeFamily | None = None, *, with_std: bool = True
+) -> ColumnProfile:
+    """Summarise one column (a pandas Series, numpy or pyarrow array, or sequence).
+    `with_std=False` leaves a numeric column's sd to be computed if ever asked for (only a
+    reference's sd is used by a test, and it must be summed in row order, as here)."""
     family = dtype_family(values) if family is None else family
     if family in NUMERIC_FAMILIES:
-        return numeric_profile(name, family, *finite_values(values))
+        return numeric_profile(name, family, *finite_values(values), with_std=with_std)
     if family == "datetime":
         raise ProfileError(f"column {name!r}: datetime columns are not drift-tested")
     if _library(values) == "pyarrow":
@@ -460,9 +465,21 @@ def _bool_counts(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
 
 def _arrow_label_counts(values: Any) -> tuple[np.ndarray, np.ndarray, int]:
     """(distinct non-null values in order of first appearance, their counts, rows) of a
-    pyarrow array, counted by pyarrow's hash kernel (strings never become Python objects
-    except the distinct ones)."""
+    pyarrow array. Booleans and dictionary codes (text read from parquet) are counted by
+    numpy from the array's buffers; other types by pyarrow's hash kernel. Strings never
+    become Python objects, except the distinct ones."""
     import pyarrow as pa
+
+    t = values.type
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    if pa.types.is_boolean(t) and not values.null_count:
+        bits = [_arrow_bits(c.buffers()[1], c.offset, len(c)) for c in chunks if len(c)]
+        return _bool_counts(np.concatenate(bits) if bits else np.zeros(0, dtype=bool))
+    if pa.types.is_dictionary(t):
+        kind = "i" if pa.types.is_signed_integer(t.index_type) else "u"
+        keys, counts = _dictionary_counts(chunks, np.dtype(f"{kind}{t.index_type.bit_width // 8}"))
+        return keys, counts, len(values)
+
     import pyarrow.compute as pc
 
     counted = pc.value_counts(values)
@@ -470,11 +487,52 @@ def _arrow_label_counts(values: Any) -> tuple[np.ndarray, np.ndarray, int]:
     if keys.null_count:
         present = keys.is_valid()
         keys, counts = keys.filter(present), counts.filter(present)
-    if pa.types.is_dictionary(keys.type):
-        keys = keys.dictionary_decode()
     out = np.empty(len(keys), dtype=object)
     out[:] = keys.to_pylist()
     return out, np.array(counts.to_pylist(), dtype=np.int64), len(values)
+
+
+def _arrow_bits(buffer: Any, offset: int, n: int) -> np.ndarray:
+    """A pyarrow bitmap (validity or boolean values) as a numpy bool array."""
+    packed = np.frombuffer(buffer, dtype=np.uint8)
+    return np.unpackbits(packed, count=offset + n, bitorder="little")[offset:].view(np.bool_)
+
+
+def _dictionary_counts(chunks: list[Any], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(values in order of first appearance, counts) of dictionary-encoded chunks whose
+    codes have numpy type `dtype`: codes counted with ``np.bincount``; each chunk's
+    dictionary may differ."""
+    totals: dict[Any, int] = {}
+    for chunk in chunks:
+        n = len(chunk)
+        if not n:
+            continue
+        indices = chunk.indices
+        validity, data = indices.buffers()[:2]
+        codes = np.frombuffer(data, dtype=dtype, count=indices.offset + n)[indices.offset :]
+        if indices.null_count:
+            codes = codes[_arrow_bits(validity, indices.offset, n)]
+        dictionary = chunk.dictionary.to_pylist()
+        counts = np.bincount(codes, minlength=len(dictionary))
+        for code in _first_seen(codes, int(np.count_nonzero(counts))).tolist():
+            key = dictionary[code]
+            if key is not None:  # a null in the dictionary is a missing value
+                totals[key] = totals.get(key, 0) + int(counts[code])
+    keys = np.empty(len(totals), dtype=object)
+    keys[:] = list(totals)
+    return keys, np.fromiter(totals.values(), dtype=np.int64, count=len(totals))
+
+
+def _first_seen(codes: np.ndarray, n_distinct: int) -> np.ndarray:
+    """The distinct values of `codes` in order of first appearance, looking at a prefix
+    that grows until it holds all `n_distinct` of them (one small block when they are few)."""
+    size = 4096
+    while True:
+        head = codes[:size]
+        distinct, first = np.unique(head, return_index=True)
+        if distinct.shape[0] >= n_distinct or size >= codes.shape[0]:
+            return distinct[np.argsort(first, kind="stable")]
+        size *= 16
 
 
 # --------------------------------------------------------------------------- profile file
@@ -550,10 +608,12 @@ class ReferenceProfile:
         *,
         workers: int = 1,
         text_columns: Collection[str] = (),
+        with_std: bool = True,
     ) -> ReferenceProfile:
         """Summarise every column of a DataFrame or of a mapping name -> array (numpy,
         pandas or pyarrow), on `workers` threads. `text_columns`: pyarrow dictionary arrays
-        that stand for plain strings (`driftwarden.tables.read_columns` reads text that way)."""
+        that stand for plain strings (`driftwarden.tables.read_columns` reads text that way).
+        `with_std=False` for data that is only ever compared, never compared against."""
         items = list(data.items())
         families = {
             str(name): dtype_family(values, text=str(name) in text_columns)
@@ -565,7 +625,9 @@ class ReferenceProfile:
             if f == "datetime"
         }
         todo = [(str(name), values) for name, values in items if str(name) not in skipped]
-        profiles = parallel_map(lambda nv: summarize(nv[0], nv[1], families[nv[0]]), todo, workers)
+        profiles = parallel_map(
+            lambda nv: summarize(nv[0], nv[1], families[nv[0]], with_std=with_std), todo, workers
+        )
         return cls(columns={p.name: p for p in profiles}, skipped=skipped)
 
     def save(self, path: str | Path) -> Path:

@@ -209,4 +209,8 @@ def _read_csv(p: Path, columns: list[str] | None) -> Columns | None:
     ]
     if dated:
         table = read(dated)
-    return Columns((name, table.column(name)) for name in names)
+    # an empty CSV column is float NaN for pandas (arrow infers its null type)
+    return Columns(
+        (name, pa.nulls(table.num_rows, pa.float64()) if pa.types.is_null(col.type) else col)
+        for name, col in zip(names, table.columns, strict=True)
+    )

@@ -103,13 +103,13 @@ def drift(
                 raise DataFileError(f"{reference}: no such file")
             ref_profile = ReferenceProfile.load(reference)
         else:
-            ref_profile = _profile(reference, columns, workers)
+            ref_profile = profile_file(reference, columns, workers, reference=True)
         if spec_path is not None and spec.drift.thresholds == "calibrated":
             from detectors.spec_options import drift_config  # thresholds from the reference
 
             config = drift_config(spec, ref_profile, column_types=column_types, workers=workers)
-        cur_profile = _profile(current, columns, workers)
-        result = _drift(ref_profile, cur_profile, config, column_types, columns, workers)
+        cur_profile = profile_file(current, columns, workers, reference=False)
+        result = drift_of_profiles(ref_profile, cur_profile, config, column_types, columns, workers)
     except (ColumnMismatchError, ProfileError) as e:
         raise DataFileError(str(e)) from e
     except DriftConfigError as e:
@@ -145,17 +145,21 @@ def drift(
         raise typer.Exit(1)
 
 
-def _profile(path: Path, columns: list[str] | None, workers: int) -> ReferenceProfile:
+def profile_file(
+    path: Path, columns: list[str] | None, workers: int, *, reference: bool
+) -> ReferenceProfile:
     """Summaries of the file's columns (read by pyarrow, one column per thread); the data
-    itself is dropped as soon as it is summarised."""
+    itself is dropped as soon as it is summarised. The current data's sd is never used."""
     from detectors.profile import ReferenceProfile
     from driftwarden.tables import read_columns
 
     data = read_columns(path, columns=columns)
-    return ReferenceProfile.from_frame(data, workers=workers, text_columns=data.text)
+    return ReferenceProfile.from_frame(
+        data, workers=workers, text_columns=data.text, with_std=reference
+    )
 
 
-def _drift(
+def drift_of_profiles(
     reference: ReferenceProfile,
     current: ReferenceProfile,
     config: DriftConfig,

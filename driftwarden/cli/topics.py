@@ -3,16 +3,16 @@
 Idempotent: missing topics are created, existing ones are left exactly as they are (their
 partitions and configs are reported, never changed), so the Helm chart runs it as a hook on
 every install and upgrade. Every flag can also be set as DRIFTWARDEN_<FLAG>. Kafka client
-security (TLS, SASL) comes from DRIFTWARDEN_KAFKA_* variables, the form the chart sets
-(docs/chart.md).
+security (TLS, SASL) is the `--kafka-*` group every component takes
+(`driftwarden.kafka.KafkaSecurity`, docs/security.md); its principal needs only
+`topics_acls(prefix)`.
 
-The plan (`topic_plan`) is pure; `create_topics` talks to Kafka through confluent-kafka's
-AdminClient.
+The plan (`topic_plan`) and the ACLs (`topics_acls`) are pure; `create_topics` talks to
+Kafka through confluent-kafka's AdminClient.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,8 +20,16 @@ from typing import Any
 
 import typer
 
+from driftwarden.cli._kafka import with_kafka_security
 from driftwarden.errors import DriftwardenError, RetryLater
-from driftwarden.kafka import DEFAULT_TOPIC_PREFIX
+from driftwarden.kafka import (
+    AUTH_ERRORS,
+    DEFAULT_TOPIC_PREFIX,
+    Acl,
+    KafkaSecurity,
+    admin_config,
+    explain_access,
+)
 
 app = typer.Typer(help="Kafka topics of the stack.", no_args_is_help=True)
 
@@ -44,17 +52,6 @@ CHECKPOINT_CONFIG = {
     "segment.ms": "600000",
     "min.cleanable.dirty.ratio": "0.1",
     "delete.retention.ms": "3600000",
-}
-
-#: DRIFTWARDEN_KAFKA_<NAME> -> librdkafka setting, for clusters with TLS or SASL.
-SECURITY_ENV = {
-    "DRIFTWARDEN_KAFKA_SECURITY_PROTOCOL": "security.protocol",
-    "DRIFTWARDEN_KAFKA_SASL_MECHANISM": "sasl.mechanism",
-    "DRIFTWARDEN_KAFKA_SASL_USERNAME": "sasl.username",
-    "DRIFTWARDEN_KAFKA_SASL_PASSWORD": "sasl.password",
-    "DRIFTWARDEN_KAFKA_SSL_CA_LOCATION": "ssl.ca.location",
-    "DRIFTWARDEN_KAFKA_SSL_CERTIFICATE_LOCATION": "ssl.certificate.location",
-    "DRIFTWARDEN_KAFKA_SSL_KEY_LOCATION": "ssl.key.location",
 }
 
 
@@ -121,27 +118,30 @@ def topic_plan(
 _TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
-def security_config(environ: Mapping[str, str]) -> dict[str, str]:
-    """librdkafka security settings from DRIFTWARDEN_KAFKA_* variables (unset ones left out)."""
-    return {key: environ[env] for env, key in SECURITY_ENV.items() if environ.get(env)}
+def topics_acls(prefix: str = DEFAULT_TOPIC_PREFIX) -> tuple[Acl, ...]:
+    """The least ACLs of the principal that runs `topics create` (pure): Create and Describe
+    on the topics named `<prefix>.*` (Describe lists them, Create makes the missing ones).
+    No component needs these (docs/security.md); the chart gives them to the hook Job's user."""
+    return (Acl("topic", f"{prefix}.", ("create", "describe"), prefixed=True),)
 
 
 def create_topics(
     bootstrap: str,
     plan: Sequence[TopicSpec],
     *,
-    client_config: Mapping[str, str] | None = None,
+    security: KafkaSecurity | None = None,
     timeout: float = 30.0,
 ) -> dict[str, str]:
     """Create the missing topics of `plan`; return topic -> "created" or "exists (N partitions)".
 
-    Raises `RetryLater` when Kafka cannot be reached and `TopicsError` when it refuses a
-    topic (e.g. a replication factor above the broker count).
+    `security`: TLS / SASL settings (None: PLAINTEXT). Raises `RetryLater` when Kafka cannot
+    be reached and `TopicsError` when it refuses a topic (a replication factor above the
+    broker count, or a missing ACL: the line then says which, as the components do).
     """
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, **(client_config or {})})
+    admin = AdminClient(admin_config(bootstrap, security=security))
     try:
         existing = admin.list_topics(timeout=timeout).topics
     except KafkaException as e:
@@ -178,6 +178,8 @@ def create_topics(
                     result[spec.name] = "exists"
                     continue
                 reason = err.str() if isinstance(err, KafkaError) else str(e)
+                if isinstance(err, KafkaError) and err.name() in AUTH_ERRORS:
+                    reason = explain_access(err.name(), security, spec.name)
                 raise TopicsError(f"Kafka refused topic {spec.name}: {reason}") from e
             result[spec.name] = "created"
         _wait_for_leaders(admin, [s.name for s in missing], timeout)
@@ -211,6 +213,7 @@ def _wait_for_leaders(admin: Any, names: Sequence[str], timeout: float) -> None:
 
 
 @app.command("create")
+@with_kafka_security
 def create(
     bootstrap: str = typer.Option(
         "127.0.0.1:9092", envvar="DRIFTWARDEN_BOOTSTRAP", help="Kafka bootstrap servers."
@@ -241,6 +244,8 @@ def create(
     timeout: float = typer.Option(
         30.0, envvar="DRIFTWARDEN_TIMEOUT", help="Seconds to wait for Kafka."
     ),
+    *,
+    kafka_security: KafkaSecurity,
 ) -> None:
     """Create the stack's topics that do not exist yet; leave existing ones unchanged."""
     if timeout <= 0:
@@ -252,10 +257,14 @@ def create(
         retention_hours=retention_hours,
         lineage_retention_hours=lineage_retention_hours,
     )
+    if kafka_security.protocol != "PLAINTEXT":
+        # refused credentials or TLS: one line now, not a silent reconnect loop (librdkafka
+        # never gives up on them by itself)
+        from driftwarden.kafka_access import check_access
+
+        check_access(bootstrap, kafka_security, timeout=timeout)
     try:
-        outcome = create_topics(
-            bootstrap, plan, client_config=security_config(os.environ), timeout=timeout
-        )
+        outcome = create_topics(bootstrap, plan, security=kafka_security, timeout=timeout)
     except RetryLater as e:
         raise TopicsError(str(e)) from e
     for name, what in outcome.items():

@@ -141,22 +141,28 @@ class TrafficSplit:
 
 class SplitRouter:
     """The canary controller's `replicas` router, for one machine: the weight is the share
-    of the traffic generator's requests sent to the canary's collector."""
+    of the traffic generator's requests sent to the canary's collector. As with replicas,
+    the stable Deployment runs no pod while the canary takes 100 % (so its metrics stop,
+    and the analysis reads its last values), and gets its replicas back when the rollout ends."""
 
     kind = "replicas"
 
-    def __init__(self, split: TrafficSplit) -> None:
+    def __init__(self, split: TrafficSplit, kube: Any) -> None:
         self.split = split
+        self.kube = kube  # scale_deployment(namespace, name, replicas)
 
     def canary_replicas(self, target: Any, weight: int) -> int:
         return 1
 
     def set_weight(self, target: Any, weight: int) -> int:
         self.split.set_weight(weight)
+        stable = 0 if weight >= 100 else max(1, target.total_replicas)
+        self.kube.scale_deployment(target.namespace, target.stable, stable)
         return weight
 
     def finish(self, target: Any, promoted: bool) -> None:
         self.split.set_weight(0)
+        self.kube.scale_deployment(target.namespace, target.stable, max(1, target.total_replicas))
 
     def describe(self, target: Any, weight: int) -> str:
         return f"send {weight}% of the demo's requests to {target.canary}'s collector"
@@ -235,7 +241,8 @@ class LocalCluster:
         self._lock = threading.RLock()
         self._rv = itertools.count(1)
         self.deployments: dict[str, dict[str, Any]] = {}
-        self.pods: dict[str, Pod] = {}  # deployment -> its ready (or starting) pod
+        self.pods: dict[str, Pod] = {}  # deployment -> its ready pod
+        self._starting: dict[str, dict[str, Any]] = {}  # deployment -> template coming up
         self.jobs: dict[str, dict[str, Any]] = {}
         self.runs: dict[str, JobRun] = {}
         self.events: list[ClusterEvent] = []
@@ -290,6 +297,8 @@ class LocalCluster:
                 if rv is not None and rv != obj["metadata"]["resourceVersion"]:
                     raise RetryLater(f"patch Deployment {name}: HTTP 409 Conflict")
                 new = _merge(copy.deepcopy(obj), patch)
+            if new == obj:
+                return  # a no-op patch changes nothing, not even the resourceVersion
             new["metadata"]["resourceVersion"] = str(next(self._rv))
             if new.get("spec") != before:
                 new["metadata"]["generation"] = obj["metadata"]["generation"] + 1
@@ -342,6 +351,9 @@ class LocalCluster:
             if pod is not None and pod.template == template:
                 self._set_status(name, 1 if pod.ready else 0)
                 return
+            if self._starting.get(name) == template:
+                return  # that pod is on its way
+            self._starting[name] = copy.deepcopy(template)
         t = threading.Thread(
             target=self._roll, args=(name, copy.deepcopy(template)), daemon=True, name=f"pod-{name}"
         )
@@ -395,14 +407,20 @@ class LocalCluster:
                     lambda p=port: port_is_open("127.0.0.1", p), 90, f"port {port}"
                 )
         except Exception as e:
+            with self._lock:
+                if self._starting.get(name) == template:
+                    del self._starting[name]
             self.failures.append(f"pod {pod_name} failed to start: {str(e).splitlines()[0]}")
             self.say(self.failures[-1])
             pod.stop()
             return
         with self._lock:
+            if self._starting.get(name) == template:
+                del self._starting[name]
             obj = self.deployments.get(name)
             current = (obj or {}).get("spec", {}).get("template")
-            if obj is None or current != template or self._closed.is_set():
+            want = int((obj or {}).get("spec", {}).get("replicas", 0))
+            if obj is None or current != template or want == 0 or self._closed.is_set():
                 pod.stop()  # deleted or changed again while starting
                 return
             old = self.pods.get(name)

@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from driftwarden.demo.runner import DemoResult
@@ -80,6 +80,27 @@ def svg_chart(
     return "".join(out)
 
 
+def lineage_chain(
+    events: Sequence[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The steps that made the new version, in time order, and a count of the decisions of
+    later notifications (the drift keeps firing: `in_flight`, `cooldown`) left out of it."""
+    chain: list[dict[str, Any]] = []
+    repeats: dict[str, int] = {}
+    launched = False
+    for e in sorted(events, key=lambda e: e.get("ts", 0)):
+        step = e.get("step")
+        if step in ("alert", "decision") and launched:
+            if step == "decision":
+                key = str((e.get("detail") or {}).get("decision", "?"))
+                repeats[key] = repeats.get(key, 0) + 1
+            continue
+        if step == "decision" and (e.get("detail") or {}).get("decision") == "launched":
+            launched = True
+        chain.append(e)
+    return chain, repeats
+
+
 def _fmt(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.1f} s"
 
@@ -142,14 +163,20 @@ def render_report(result: DemoResult) -> str:
     summary = "".join(
         f"<tr><th>{html.escape(a)}</th><td>{html.escape(b)}</td></tr>" for a, b in rows
     )
-    chain = "".join(
+    chain, repeats = lineage_chain(result.lineage)
+    chain_html = "".join(
         "<li><b>{}</b> <code>{}</code> {}</li>".format(
             html.escape(str(e.get("step"))),
             html.escape(str(e.get("ref"))),
             html.escape(json.dumps(e.get("detail", {}), sort_keys=True)[:400]),
         )
-        for e in sorted(result.lineage, key=lambda e: e.get("ts", 0))
+        for e in chain
     )
+    if repeats:
+        counts = ", ".join(f"{k} ×{n}" for k, n in sorted(repeats.items()))
+        chain_html += (
+            f"<li>later notifications of the still-firing alert: {html.escape(counts)}</li>"
+        )
     events = "".join(f"<li>{html.escape(e)}</li>" for e in result.events)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>driftwarden demo report</title>
@@ -162,7 +189,7 @@ li{{margin:.3em 0}}code{{background:#f3f3f3}}</style></head><body>
 <h2>Drift</h2>{svg_chart("dataset drift share (last closed window)", drift, marks=marks, x_max=x_max, percent=True)}
 <h2>Accuracy per version</h2>{svg_chart("labelled accuracy, last 15 s", accuracy, marks=marks, x_max=x_max)}
 <h2>Canary</h2>{svg_chart("share of traffic at the canary", weight, marks=marks, x_max=x_max, percent=True)}
-<h2>Lineage</h2><ol>{chain or "<li>no lineage recorded</li>"}</ol>
+<h2>Lineage</h2><ol>{chain_html or "<li>no lineage recorded</li>"}</ol>
 <h2>Events</h2><ul>{events or "<li>none</li>"}</ul>
 </body></html>
 """

@@ -96,10 +96,10 @@ PROFILES = {
         tail_s=20,
     ),
     "fast": Profile(
-        rate=60,
+        rate=70,
         drift_after_s=15,
-        window_rows=200,
-        window_s=8,
+        window_rows=500,  # the alert rules' `min_rows`: smaller windows never alert
+        window_s=10,
         alert_for="5s",
         baseline_epochs=30,
         retrain_epochs=15,
@@ -455,13 +455,14 @@ class Demo:
         registry = CollectorRegistry()
         lineage = LineageLog(bootstrap, lineage_topic())
         self._servers.append(_Closing(lineage))
+        rollouts = LocalRollouts(self.cluster)
         self.controller = Controller(
             load_policies(policies, namespaces=frozenset({NAMESPACE})),
-            LocalRollouts(self.cluster),
+            rollouts,
             Analyzer(PrometheusClient(self.prometheus.url, timeout_s=5)),
             lineage,
             registry,
-            routers={"replicas": SplitRouter(self.split)},
+            routers={"replicas": SplitRouter(self.split, rollouts)},
         )
         self._metrics_server = start_http_server(
             self.ports["canary"], addr="127.0.0.1", registry=registry

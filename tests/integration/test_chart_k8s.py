@@ -31,7 +31,17 @@ def _values(ns: str, other: str) -> dict[str, Any]:
         "injector": {"replicas": 1, "namespaceLabels": {"driftwarden-test": ns}},
         "trigger": {"namespaces": [ns, other]},
         "detectors": {"specs": {"fraud": {"model": "fraud"}}},
-        "kafka": {"bootstrap": "127.0.0.1:9"},
+        # Secret volumes of the Kafka credentials in every Kafka client (validated too)
+        "kafka": {
+            "bootstrap": "127.0.0.1:9",
+            "security": {
+                "protocol": "SASL_SSL",
+                "caSecret": "kafka-ca",
+                "username": "driftwarden",
+                "passwordSecret": "kafka-user",
+                "users": {"detectors": {"username": "dw-detectors", "passwordSecret": "kafka-det"}},
+            },
+        },
     }
 
 
@@ -79,6 +89,8 @@ def test_helm_install_into_the_real_api_server(k8s: KubeCluster, tmp_path: Path)
             str(KUBECTL),
             "--kubeconfig",
             str(k8s.kubeconfig),
+            # discovery cache in the test's folder, not ~/.kube (or the working tree)
+            f"--cache-dir={tmp_path / 'kube-cache'}",
             "apply",
             "--server-side",
             "--dry-run=server",
@@ -202,7 +214,12 @@ def test_helm_install_into_the_real_api_server(k8s: KubeCluster, tmp_path: Path)
             }
             hook_manifest = tmp_path / "hook-rbac.yaml"
             hook_manifest.write_text(yaml.safe_dump_all(hook_objects))
-            kubectl = [str(KUBECTL), "--kubeconfig", str(k8s.kubeconfig)]
+            kubectl = [
+                str(KUBECTL),
+                "--kubeconfig",
+                str(k8s.kubeconfig),
+                f"--cache-dir={tmp_path / 'kube-cache'}",
+            ]
             applied = subprocess.run(
                 [*kubectl, "create", "-f", str(hook_manifest)],
                 capture_output=True,

@@ -32,8 +32,10 @@ EVERYTHING_ON: dict[str, Any] = {
         "security": {
             "protocol": "SASL_SSL",
             "saslMechanism": "SCRAM-SHA-512",
-            "saslSecret": "kafka-user",
             "caSecret": "kafka-ca",
+            "username": "driftwarden",
+            "passwordSecret": "kafka-user",
+            "users": {"detectors": {"username": "dw-detectors", "passwordSecret": "kafka-det"}},
         }
     },
     "injector": {
@@ -62,7 +64,15 @@ NO_PROMETHEUS_OPERATOR: dict[str, Any] = {
 }
 CERT_MANAGER: dict[str, Any] = {"injector": {"certs": {"mode": "certManager"}}}
 STRIMZI: dict[str, Any] = {
-    "kafka": {"topics": {"mode": "strimzi", "replicationFactor": 3, "retentionHours": 24}}
+    "kafka": {
+        "topics": {"mode": "strimzi", "replicationFactor": 3, "retentionHours": 24},
+        # a KafkaUser per component, its ACLs from driftwarden.kafka.component_acls
+        "security": {
+            "protocol": "SASL_SSL",
+            "caSecret": "my-cluster-cluster-ca-cert",
+            "strimziUsers": True,
+        },
+    }
 }
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": DEFAULTS,

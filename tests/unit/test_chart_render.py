@@ -176,6 +176,17 @@ def test_injector_has_no_rbac_unless_the_reconciler_is_on() -> None:
         ({"detectors": {"resources": {"limits": {"memory": "2 gigs"}}}}, "memory"),
         ({"monitoring": {"interval": "often"}}, "/monitoring/interval"),
         ({"canary": {"prometheusUrl": "prometheus:9090"}}, "/canary/prometheusUrl"),
+        ({"kafka": {"security": {"saslSecret": "kafka-user"}}}, "saslSecret"),
+        ({"kafka": {"security": {"protocol": "TLS"}}}, "/kafka/security/protocol"),
+        (
+            {"kafka": {"security": {"passwordSecret": "Kafka_User"}}},
+            "/kafka/security/passwordSecret",
+        ),
+        (
+            {"kafka": {"security": {"protocol": "SASL_PLAINTEXT", "saslMechanism": "PLAIN"}}},
+            "/kafka/security/saslMechanism",
+        ),
+        ({"kafka": {"security": {"users": {"collector": {}}}}}, "collector"),
     ],
 )
 def test_schema_rejects_bad_values_naming_them(values: dict[str, Any], named: str) -> None:
@@ -256,12 +267,218 @@ def test_topics_job_runs_before_the_components_with_the_values() -> None:
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][:2] == ["topics", "create"]
     assert "--partitions=6" in container["args"]
-    env = {e["name"]: e for e in container["env"]}
-    assert env["DRIFTWARDEN_KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
-    assert (
-        env["DRIFTWARDEN_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "kafka-user"
-    )
-    assert env["DRIFTWARDEN_KAFKA_SSL_CA_LOCATION"]["value"].endswith("/ca.crt")
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["DRIFTWARDEN_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert env["DRIFTWARDEN_KAFKA_USERNAME"] == "driftwarden"
+    assert env["DRIFTWARDEN_KAFKA_PASSWORD_FILE"] == "/etc/driftwarden/kafka/sasl/password"
+    assert env["DRIFTWARDEN_KAFKA_CA_FILE"] == "/etc/driftwarden/kafka/ca/ca.crt"
+
+
+# --- Kafka security: the --kafka-* group of every component, secrets as files --------------
+
+#: Kafka client -> (container name, user of kafka.security.users, expected user, password Secret)
+KAFKA_CLIENTS = {
+    ("Deployment", "-detectors"): ("detectors", "dw-detectors", "kafka-det"),
+    ("Deployment", "-retrain-trigger"): ("trigger", "driftwarden", "kafka-user"),
+    ("Deployment", "-canary"): ("canary", "driftwarden", "kafka-user"),
+    ("Job", "-topics"): ("topics", "driftwarden", "kafka-user"),
+}
+
+
+def _mounted(pod: dict[str, Any], container: dict[str, Any], path: str) -> tuple[dict, dict]:
+    """(the volume, its mount) that `path` lies in; fails when no mount holds it."""
+    for mount in container.get("volumeMounts", []):
+        if path.startswith(mount["mountPath"].rstrip("/") + "/"):
+            volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+            return volume, mount
+    raise AssertionError(f"{container['name']}: {path} is on no volume")
+
+
+def test_kafka_security_reaches_every_client_as_files() -> None:
+    """SASL_SSL + SCRAM + CA (everything-on): each Kafka client gets exactly the
+    DRIFTWARDEN_KAFKA_* variables of its command, its own user, and its password and CA as
+    files on read-only Secret volumes (whole Secrets, no subPath: the kubelet updates them)."""
+    from driftwarden.kafka import KafkaSecurity, security_from_args
+
+    docs = RENDERED["everything-on"]
+    for (kind, suffix), (name, user, password_secret) in KAFKA_CLIENTS.items():
+        pod = one(docs, kind, suffix)["spec"]["template"]["spec"]
+        (container,) = [c for c in pod["containers"] if c["name"] == name]
+        env = {e["name"]: e for e in container["env"]}
+        kafka = {k: e["value"] for k, e in env.items() if k.startswith("DRIFTWARDEN_KAFKA_")}
+        assert kafka == {
+            "DRIFTWARDEN_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "DRIFTWARDEN_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "DRIFTWARDEN_KAFKA_USERNAME": user,
+            "DRIFTWARDEN_KAFKA_PASSWORD_FILE": "/etc/driftwarden/kafka/sasl/password",
+            "DRIFTWARDEN_KAFKA_CA_FILE": "/etc/driftwarden/kafka/ca/ca.crt",
+            "DRIFTWARDEN_KAFKA_VERIFY_HOSTNAME": "true",
+        }, name
+        # the component builds its security group from exactly these variables
+        security, _ = security_from_args([], kafka)
+        assert security == KafkaSecurity(
+            protocol="SASL_SSL",
+            username=user,
+            password_file=Path("/etc/driftwarden/kafka/sasl/password"),
+            ca_file=Path("/etc/driftwarden/kafka/ca/ca.crt"),
+        )
+        for variable, secret, key in (
+            ("DRIFTWARDEN_KAFKA_PASSWORD_FILE", password_secret, "password"),
+            ("DRIFTWARDEN_KAFKA_CA_FILE", "kafka-ca", "ca.crt"),
+        ):
+            path = kafka[variable]
+            volume, mount = _mounted(pod, container, path)
+            assert mount["readOnly"] is True and "subPath" not in mount, (name, mount)
+            assert volume["secret"]["secretName"] == secret, (name, volume)
+            assert volume["secret"]["items"] == [{"key": key, "path": key}]
+            assert volume["secret"]["defaultMode"] == 0o440
+            assert path == f"{mount['mountPath']}/{key}"
+        assert pod["securityContext"]["fsGroup"] == 65532  # group-readable 0440 files
+
+
+@pytest.mark.parametrize("values", list(VALUE_SETS))
+def test_no_secret_is_an_environment_variable(values: str) -> None:
+    """Passwords travel as files only: no env value of any pod names a password, and no
+    variable is filled from a Kafka Secret (`kubectl describe` and /proc/<pid>/environ
+    would show it)."""
+    kafka_secrets = {"kafka-user", "kafka-det", "kafka-ca", "my-cluster-cluster-ca-cert"}
+    for doc in RENDERED[values]:
+        if doc["kind"] not in ("Deployment", "Job"):
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        for container in pod["containers"] + pod.get("initContainers", []):
+            for e in container.get("env", []):
+                ref = e.get("valueFrom", {}).get("secretKeyRef")
+                assert ref is None or ref["name"] not in kafka_secrets, (doc["metadata"], e)
+                assert "PASSWORD" not in e["name"] or e["name"].endswith("_PASSWORD_FILE"), e
+                assert "password" not in str(e.get("value", "")).replace("/password", ""), e
+            assert not container.get("envFrom"), doc["metadata"]["name"]
+
+
+def test_strimzi_users_carry_each_components_least_acls() -> None:
+    """kafka.security.strimziUsers: one KafkaUser per component with the ACLs of
+    driftwarden.kafka.component_acls (via the generated files/kafka-acls.yaml), and each
+    component logs in as that user with the Secret Strimzi writes for it."""
+    from charts.sync import strimzi_acls
+
+    docs = RENDERED["strimzi"]
+    expected = strimzi_acls("driftwarden", "driftwarden-detectors")
+    users = {u["metadata"]["name"]: u for u in by_kind(docs, "KafkaUser")}
+    assert set(users) == {
+        "driftwarden-kafka-detectors",
+        "driftwarden-kafka-trigger",
+        "driftwarden-kafka-canary",
+    }
+    for (kind, suffix), (name, _, _) in KAFKA_CLIENTS.items():
+        if kind == "Job":
+            continue  # topics: KafkaTopics in Strimzi mode, no hook Job
+        user = users[f"driftwarden-kafka-{name}"]
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == "my-cluster"
+        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+        assert user["spec"]["authorization"]["acls"] == expected[name]
+        pod = one(docs, kind, suffix)["spec"]["template"]["spec"]
+        (container,) = [c for c in pod["containers"] if c["name"] == name]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["DRIFTWARDEN_KAFKA_USERNAME"] == user["metadata"]["name"]
+        volume, _ = _mounted(pod, container, env["DRIFTWARDEN_KAFKA_PASSWORD_FILE"])
+        assert volume["secret"]["secretName"] == user["metadata"]["name"]
+    detectors = {
+        (a["resource"]["type"], a["resource"]["name"]): a["operations"]
+        for a in users["driftwarden-kafka-detectors"]["spec"]["authorization"]["acls"]
+    }
+    assert detectors[("transactionalId", "driftwarden-detectors.")] == ["Write", "Describe"]
+    assert ("topic", "driftwarden.lineage") not in detectors
+    assert not by_kind(RENDERED["defaults"], "KafkaUser")
+
+
+def test_the_acl_table_in_docs_is_component_acls() -> None:
+    """docs/chart.md lists each chart principal's ACLs: exactly component_acls() (the canary
+    controller with the trigger's) and topics_acls(), for the default prefix and group."""
+    from driftwarden.cli.topics import topics_acls
+    from driftwarden.kafka import component_acls
+
+    text = (ROOT / "docs" / "chart.md").read_text().split("### Kafka security", 1)[1]
+    table = text.split("| user | resource | name | pattern | operations |", 1)[1]
+    documented = set()
+    for line in table.split("\n\n", 1)[0].strip().splitlines()[1:]:
+        user, resource, name, pattern, ops = (c.strip() for c in line.strip("|").split("|"))
+        documented.add(
+            (user, resource, name.strip("`"), pattern, tuple(o.strip() for o in ops.split(",")))
+        )
+    acls = component_acls("driftwarden", "driftwarden-detectors")
+    principals = {
+        "detectors": acls["detectors"],
+        "trigger": acls["trigger"],
+        "canary": acls["trigger"],
+        "topics": topics_acls("driftwarden"),
+    }
+    expected = {
+        (
+            user,
+            acl.resource,
+            acl.name,
+            "prefixed" if acl.prefixed else "literal",
+            tuple(op.capitalize() for op in acl.operations),
+        )
+        for user, entries in principals.items()
+        for acl in entries
+    }
+    assert documented == expected
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"kafka": {"security": {"protocol": "SASL_SSL", "passwordSecret": "p"}}},
+            "kafka.security.username (or kafka.security.users.",
+        ),
+        (
+            {"kafka": {"security": {"protocol": "SASL_SSL", "username": "u"}}},
+            "kafka.security.passwordSecret (or kafka.security.users.",
+        ),
+        (
+            {"kafka": {"security": {"caSecret": "ca"}}},
+            "kafka.security.caSecret/certSecret need kafka.security.protocol SSL or SASL_SSL",
+        ),
+        (
+            {"kafka": {"security": {"username": "u"}}},
+            "need kafka.security.protocol SASL_SSL or SASL_PLAINTEXT, not PLAINTEXT",
+        ),
+        (
+            {
+                "kafka": {
+                    "security": {
+                        "protocol": "SASL_SSL",
+                        "saslMechanism": "SCRAM-SHA-256",
+                        "strimziUsers": True,
+                    },
+                    "topics": {"mode": "strimzi"},
+                }
+            },
+            "saslMechanism must be SCRAM-SHA-512",
+        ),
+        (
+            {
+                "kafka": {
+                    "security": {"protocol": "SASL_SSL", "strimziUsers": True},
+                    "topics": {"mode": "strimzi", "strimzi": {"namespace": "kafka"}},
+                }
+            },
+            "can mount only Secrets of driftwarden",
+        ),
+        (
+            {"kafka": {"security": {"protocol": "SASL_SSL", "strimziUsers": True}}},
+            "kafka.security.users.topics.username",
+        ),
+    ],
+)
+def test_inconsistent_kafka_security_fails_naming_the_value(
+    values: dict[str, Any], message: str
+) -> None:
+    result = template(values)
+    assert result.returncode != 0, f"accepted {values}"
+    assert message in result.stderr, result.stderr
 
 
 def test_scrape_job_names_are_the_ones_the_alerts_expect() -> None:
@@ -370,16 +587,6 @@ def _envvars(group: str, command: str) -> set[str]:
     return names
 
 
-#: Set on every Kafka client by the chart; only `topics create` reads them yet (docs/chart.md).
-KAFKA_SECURITY_ENV = {
-    "DRIFTWARDEN_KAFKA_SECURITY_PROTOCOL",
-    "DRIFTWARDEN_KAFKA_SASL_MECHANISM",
-    "DRIFTWARDEN_KAFKA_SASL_USERNAME",
-    "DRIFTWARDEN_KAFKA_SASL_PASSWORD",
-    "DRIFTWARDEN_KAFKA_SSL_CA_LOCATION",
-}
-
-
 def test_every_setting_the_chart_passes_is_a_flag_of_its_command() -> None:
     checked = set()
     for doc in RENDERED["everything-on"]:
@@ -390,7 +597,7 @@ def test_every_setting_the_chart_passes_is_a_flag_of_its_command() -> None:
             if container.get("command") or len(args) < 2:
                 continue
             known = _envvars(args[0], args[1])
-            passed = {e["name"] for e in container.get("env", [])} - KAFKA_SECURITY_ENV
+            passed = {e["name"] for e in container.get("env", [])}
             assert passed <= known, f"{args[:2]}: not flags: {sorted(passed - known)}"
             checked.add(" ".join(args[:2]))
     assert checked == {
@@ -414,3 +621,32 @@ def test_injector_config_file_is_one_the_injector_loads(tmp_path: Path) -> None:
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["DRIFTWARDEN_CONFIG"] == "/etc/driftwarden/injector/injector.yaml"
     assert not [d for d in RENDERED["defaults"] if d["metadata"]["name"].endswith("-config")]
+
+
+#: Names a Kubernetes service link can give (<SVC>_SERVICE_HOST, <SVC>_SERVICE_PORT[_<name>],
+#: <SVC>_PORT[_<n>_<PROTO>[_PROTO|_PORT|_ADDR]]): a Service `driftwarden-metrics` in a model's
+#: namespace sets DRIFTWARDEN_METRICS_PORT=tcp://<ip>:<port> in every container there.
+SERVICE_LINK_NAME = re.compile(r"_(PORT|ADDR|PROTO)$|_SERVICE_(HOST|PORT)")
+
+
+def test_injected_sidecar_sets_every_setting_a_service_link_could_shadow(tmp_path: Path) -> None:
+    """Model pods keep their service links; the kubelet adds a service variable only where
+    the container declares none of that name, so each `collector run` setting that a
+    service link could produce must be set explicitly by the patch (docs/injector.md)."""
+    import json
+
+    from collector.injector.config import load_config
+    from collector.injector.patch import decide
+
+    text = one(RENDERED["everything-on"], "ConfigMap", "-injector-config")["data"]
+    (tmp_path / "injector.yaml").write_text(text["injector.yaml"])
+    config = load_config(tmp_path / "injector.yaml", {})
+    review = json.loads((ROOT / "tests/unit/injector_reviews/plain.json").read_text())
+    decision = decide(review["request"], config)
+    assert decision.outcome == "injected", decision
+    added = [op["value"] for op in decision.patch if op["path"] == "/spec/initContainers"]
+    (sidecar,) = [c for c in added[0] if c["name"] == config.sidecar_name]
+    declared = {e["name"] for e in sidecar["env"]}
+    at_risk = {name for name in _envvars("collector", "run") if SERVICE_LINK_NAME.search(name)}
+    assert {"DRIFTWARDEN_PORT", "DRIFTWARDEN_MODEL_PORT", "DRIFTWARDEN_ADMIN_PORT"} <= at_risk
+    assert at_risk <= declared, f"set explicitly in the sidecar: {sorted(at_risk - declared)}"

@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from driftwarden.cli import app
-from driftwarden.cli.topics import CHECKPOINT_CONFIG, TopicsError, security_config, topic_plan
-from driftwarden.kafka import Topics
+from driftwarden.cli.topics import CHECKPOINT_CONFIG, TopicsError, topic_plan, topics_acls
+from driftwarden.kafka import KAFKA_SECURITY_FLAGS, Acl, Topics
 
 
 def test_plan_names_every_topic_the_components_use() -> None:
@@ -49,19 +49,53 @@ def test_bad_prefix_is_refused() -> None:
         topic_plan("drift warden")
 
 
-def test_security_settings_come_from_the_environment() -> None:
-    env = {
-        "DRIFTWARDEN_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-        "DRIFTWARDEN_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
-        "DRIFTWARDEN_KAFKA_SASL_USERNAME": "dw",
-        "DRIFTWARDEN_KAFKA_SASL_PASSWORD": "",
-        "UNRELATED": "x",
-    }
-    assert security_config(env) == {
-        "security.protocol": "SASL_SSL",
-        "sasl.mechanism": "SCRAM-SHA-512",
-        "sasl.username": "dw",
-    }
+def test_security_is_the_group_every_component_takes() -> None:
+    """One way to configure Kafka security: the --kafka-* flags of driftwarden.kafka."""
+    result = CliRunner().invoke(app, ["topics", "create", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for flag in KAFKA_SECURITY_FLAGS:
+        assert flag.option in result.output, flag.option
+    assert "SASL_USERNAME" not in result.output and "SSL_CA_LOCATION" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["--kafka-security-protocol", "SASL_SSL"],
+            "error: --kafka-username is required with --kafka-security-protocol SASL_SSL",
+        ),
+        (
+            ["--kafka-security-protocol", "KERBEROS"],
+            "error: --kafka-security-protocol: 'KERBEROS' is not one of PLAINTEXT, SSL, "
+            "SASL_PLAINTEXT, SASL_SSL",
+        ),
+        (
+            [
+                "--kafka-security-protocol=SASL_SSL",
+                "--kafka-username=dw",
+                "--kafka-password-file=/nonexistent/password",
+            ],
+            "error: --kafka-password-file /nonexistent/password: cannot read it "
+            "(no such file or directory)",
+        ),
+    ],
+)
+def test_bad_security_flags_are_one_line(
+    args: list[str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from driftwarden.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["topics", "create", "--bootstrap", "127.0.0.1:1", *args])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [line]
+
+
+def test_topics_principal_needs_create_and_describe_on_the_prefix_only() -> None:
+    (acl,) = topics_acls("acme")
+    assert acl == Acl("topic", "acme.", ("create", "describe"), prefixed=True)
+    assert all(t.name.startswith(acl.name) for t in topic_plan("acme"))
 
 
 def test_cli_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

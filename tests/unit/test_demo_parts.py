@@ -26,7 +26,7 @@ from driftwarden.demo.data import (
     training_frame,
     true_probability,
 )
-from driftwarden.demo.report import render_report, svg_chart
+from driftwarden.demo.report import lineage_chain, render_report, svg_chart
 from driftwarden.demo.runner import (
     PROFILES,
     DemoResult,
@@ -39,6 +39,7 @@ from driftwarden.demo.traffic import TrafficStats
 from driftwarden.demo.view import Snapshot, progress_line, render
 from driftwarden.spec import parse_spec
 from retrain_trigger.canary import manifests as mf
+from retrain_trigger.canary.routers import Target
 from retrain_trigger.kube import job_view
 from retrain_trigger.policy import RetrainPolicy
 
@@ -142,16 +143,30 @@ def test_local_jobs_read_as_the_trigger_reads_cluster_jobs() -> None:
     assert view.finished_at is not None and view.finished_at - view.started_at == 60
 
 
+class _Replicas:
+    def __init__(self) -> None:
+        self.replicas: dict[str, int] = {}
+
+    def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
+        self.replicas[name] = replicas
+
+
 def test_split_sends_the_weight_to_a_ready_canary_only() -> None:
     split = TrafficSplit("credit", "credit-canary", seed=1)
     split.set_endpoint("credit", Endpoint("credit", "v1", "http://s", "http://s/f"))
-    router = SplitRouter(split)
-    router.set_weight(None, 30)
+    kube = _Replicas()
+    router = SplitRouter(split, kube)
+    target = Target("default", "credit", "credit-canary", 1, "r2", "v1")
+    router.set_weight(target, 30)
+    assert kube.replicas == {"credit": 1}
     assert {split.pick().version for _ in range(100)} == {"v1"}  # no canary endpoint yet
     split.set_endpoint("credit-canary", Endpoint("credit-canary", "r2", "http://c", "http://c/f"))
     picks = [split.pick().version for _ in range(4_000)]
     assert picks.count("r2") / len(picks) == pytest.approx(0.30, abs=0.03)
-    router.finish(None, promoted=True)
+    router.set_weight(target, 100)  # as with replicas: the stable runs no pod at 100 %
+    assert kube.replicas == {"credit": 0}
+    router.finish(target, promoted=True)
+    assert kube.replicas == {"credit": 1}
     assert {split.pick().version for _ in range(100)} == {"v1"}
 
 
@@ -203,7 +218,13 @@ def test_report_is_self_contained_html_with_the_plots(tmp_path) -> None:
         ),
         timeline=[
             {"t": 5.0, "drifting": False, "drift_share": 0.1, "weight": 0, "accuracy": {"v1": 0.8}},
-            {"t": 10.0, "drifting": True, "drift_share": 0.7, "weight": 50, "accuracy": {"v1": 0.4}},
+            {
+                "t": 10.0,
+                "drifting": True,
+                "drift_share": 0.7,
+                "weight": 50,
+                "accuracy": {"v1": 0.4},
+            },
         ],
         lineage=[{"ts": 1.0, "step": "alert", "ref": "fp", "detail": {"status": "firing"}}],
         workdir=tmp_path,
@@ -220,3 +241,29 @@ def test_report_is_self_contained_html_with_the_plots(tmp_path) -> None:
 def test_chart_scales_points_into_the_frame() -> None:
     svg = svg_chart("t", {"a": [(0.0, 0.0), (10.0, 1.0)]}, x_max=10.0)
     assert 'points="40.0,180.0 720.0,40.0"' in svg
+
+
+def test_lineage_chain_keeps_the_steps_that_made_the_version() -> None:
+    def ev(ts: float, step: str, **detail: object) -> dict[str, object]:
+        return {"ts": ts, "step": step, "ref": "x", "detail": detail}
+
+    chain, repeats = lineage_chain(
+        [
+            ev(3, "job_started"),
+            ev(1, "alert"),
+            ev(2, "decision", decision="launched"),
+            ev(4, "alert"),
+            ev(5, "decision", decision="in_flight"),
+            ev(6, "job_finished"),
+            ev(7, "decision", decision="cooldown"),
+            ev(8, "rollout_finished", outcome="promoted"),
+        ]
+    )
+    assert [e["step"] for e in chain] == [
+        "alert",
+        "decision",
+        "job_started",
+        "job_finished",
+        "rollout_finished",
+    ]
+    assert repeats == {"in_flight": 1, "cooldown": 1}
