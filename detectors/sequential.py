@@ -60,16 +60,58 @@ def cusum_limit(alpha: float, allowance: float, n_features: int = 0, cells: int 
     if n_features:
         from scipy import stats
 
-        def cdf(x: np.ndarray) -> np.ndarray:  # P(share < x)
-            k = np.ceil(np.asarray(x) * n_features - 1e-9) - 1
-            return stats.binom.cdf(k, n_features, SHARE_LEVEL)
+        table = stats.binom.cdf(np.arange(n_features + 1), n_features, SHARE_LEVEL)
+
+        def cdf(x: np.ndarray) -> np.ndarray:  # P(share < x) = P(K <= ceil(x n) - 1)
+            k = np.ceil(np.asarray(x) * n_features - 1e-9).astype(np.int64) - 1
+            return np.where(k < 0, 0.0, table[np.clip(k, 0, n_features)])
     else:
         cdf = _exp_cdf
     target = 1.0 / alpha
+    if n_features:
+        return _limit_by_bisection(allowance, cdf, cells, target)
+    log_target = math.log(target)
+
+    def f(h: float) -> float:  # log run length is close to linear in h: few steps
+        return math.log(_arl(h, allowance, cdf, cells)) - log_target
+
+    lo, hi = 1e-3, 1.0
+    f_lo, f_hi = f(lo), f(hi)
+    while f_hi < 0 and hi < 1e4:
+        lo, f_lo, hi = hi, f_hi, hi * 2
+        f_hi = f(hi)
+    # Illinois regula falsi on [lo, hi] (f(lo) < 0 <= f(hi)); each step is one linear
+    # solve of `cells` unknowns, the cost that matters (it runs when a detector is made)
+    side = 0
+    for _ in range(60):
+        if hi - lo <= 1e-9 * hi or f_hi == 0.0:
+            break
+        mid = hi - f_hi * (hi - lo) / (f_hi - f_lo)
+        if not lo < mid < hi:
+            mid = (lo + hi) / 2
+        f_mid = f(mid)
+        if f_mid < 0:
+            lo, f_lo = mid, f_mid
+            if side == -1:
+                f_hi /= 2
+            side = -1
+        else:
+            hi, f_hi = mid, f_mid
+            if side == 1:
+                f_lo /= 2
+            side = 1
+    return hi
+
+
+def _limit_by_bisection(
+    allowance: float, cdf: Callable[[np.ndarray], np.ndarray], cells: int, target: float
+) -> float:
+    """The dataset CUSUM's limit: its increments are discrete (k / n_features), so its run
+    length is a step function of h; bisection to 1e-6 relative is finer than any step."""
     lo, hi = 1e-3, 1.0
     while _arl(hi, allowance, cdf, cells) < target and hi < 1e4:
         lo, hi = hi, hi * 2
-    for _ in range(40):
+    while hi - lo > 1e-6 * hi:
         mid = (lo + hi) / 2
         if _arl(mid, allowance, cdf, cells) < target:
             lo = mid
@@ -98,6 +140,11 @@ class Cusum:
     @property
     def detected(self) -> bool:
         return self.statistic >= self.limit
+
+    @property
+    def score(self) -> float:
+        """The statistic in units of the limit: the alarm holds while it is 1 or more."""
+        return self.statistic / self.limit if self.limit > 0 else math.inf
 
     def __iadd__(self, other: Cusum) -> Cusum:
         self.statistic = max(self.statistic, other.statistic)
@@ -161,8 +208,17 @@ class SequentialDetector:
         return {name: c.statistic for name, c in self.features.items()}
 
     @property
+    def scores(self) -> dict[str, float]:
+        """Each feature's statistic over its limit (the exported value; alarm at >= 1)."""
+        return {name: c.score for name, c in self.features.items()}
+
+    @property
     def dataset_alarm(self) -> bool:
         return self.dataset.detected
+
+    @property
+    def dataset_score(self) -> float:
+        return self.dataset.score
 
     def __iadd__(self, other: SequentialDetector) -> SequentialDetector:
         for name, c in other.features.items():

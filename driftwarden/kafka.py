@@ -413,6 +413,8 @@ def component_acls(
             Acl("topic", t.lineage, (r, w, d)),
             Acl("group", LINEAGE_GROUP_PREFIX, (r,), prefixed=True),
         ),
+        # the canary controller only appends rollout steps to the lineage
+        "canary": (Acl("topic", t.lineage, (w, d)),),
         "dataset": (
             Acl("topic", t.predictions, (r, d)),
             Acl("topic", t.feedback, (r, d)),

@@ -122,6 +122,20 @@ CONSUMER_LAG = _m(
     ("topic", "partition"),
     "Messages between the committed offset and the partition's high watermark.",
 )
+FEATURE_DRIFT_SEQUENTIAL = _m(
+    "driftwarden_feature_drift_sequential",
+    "gauge",
+    ("model", "version", "feature"),
+    "Sequential (CUSUM) drift statistic of the feature after the last closed window, in units "
+    "of its alarm limit: 1 or more means a persistent shift (drift.sequential.enabled only).",
+)
+DATASET_DRIFT_SEQUENTIAL = _m(
+    "driftwarden_dataset_drift_sequential",
+    "gauge",
+    ("model", "version"),
+    "Sequential (CUSUM) statistic over the share of unusual features after the last closed "
+    "window, in units of its alarm limit: 1 or more is an alarm (drift.sequential.enabled only).",
+)
 
 # --- collector -------------------------------------------------------------------------
 COLLECTOR_REQUESTS_TOTAL = _m(

@@ -12,6 +12,12 @@ has more, the rest are summarised in one series `feature="_other"` of
 `driftwarden_feature_drift_detected` (1 when any of them drifted) and the cap is logged
 once per model and reported by `/healthz`; the dataset drift share always counts every
 feature. The cap is never silent.
+
+Sequential detection (the spec's `drift.sequential.enabled`) is exported on its own, not
+folded into `driftwarden_feature_drift_detected` (which stays the window test's verdict,
+equal to `driftwarden drift` on the same rows): `driftwarden_feature_drift_sequential` and
+`driftwarden_dataset_drift_sequential` are the CUSUM statistics in units of their alarm
+limits (an alarm at 1 or more); features past the cap get their largest as `_other`.
 """
 
 from __future__ import annotations
@@ -116,6 +122,8 @@ class DetectorsCollector(Collector):
         score = _gauge(mc.FEATURE_DRIFT_SCORE)
         threshold = _gauge(mc.FEATURE_DRIFT_THRESHOLD)
         detected = _gauge(mc.FEATURE_DRIFT_DETECTED)
+        sequential = _gauge(mc.FEATURE_DRIFT_SEQUENTIAL)
+        ds_sequential = _gauge(mc.DATASET_DRIFT_SEQUENTIAL)
         ds_share = _gauge(mc.DATASET_DRIFT_SHARE)
         ds_detected = _gauge(mc.DATASET_DRIFT_DETECTED)
         pred = _gauge(mc.PREDICTION_DRIFT_SCORE)
@@ -150,12 +158,21 @@ class DetectorsCollector(Collector):
                         detected.add_metric(
                             [name, version, f.name], 1.0 if f.drift_detected else 0.0
                         )
+                        if f.sequential_score is not None:
+                            sequential.add_metric([name, version, f.name], f.sequential_score)
                     if rest:
                         detected.add_metric(
                             [name, version, OTHER_FEATURES],
                             1.0 if any(f.drift_detected for f in rest) else 0.0,
                         )
+                        rest_seq = [
+                            f.sequential_score for f in rest if f.sequential_score is not None
+                        ]
+                        if rest_seq:
+                            sequential.add_metric([name, version, OTHER_FEATURES], max(rest_seq))
                         self._report_cap(name, len(rest))
+                    if r.sequential_score is not None:
+                        ds_sequential.add_metric([name, version], r.sequential_score)
                     if r.drift_share is not None:
                         ds_share.add_metric([name, version], r.drift_share)
                     if r.dataset_drift is not None:
@@ -181,6 +198,8 @@ class DetectorsCollector(Collector):
             score,
             threshold,
             detected,
+            sequential,
+            ds_sequential,
             ds_share,
             ds_detected,
             pred,

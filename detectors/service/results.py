@@ -6,6 +6,13 @@ window of predictions (feature, dataset and prediction drift, data quality, mult
 drift) and "performance" for a window of labelled predictions. `(model, version, kind,
 seq)` identifies a window; the restart and scale-out tests assert that every identity
 appears exactly once with the same content as in an uninterrupted run.
+
+With the spec's `drift.sequential.enabled`, a drift window also carries the sequential
+(CUSUM) detector's view after that window (`detectors.sequential`): `sequential_score` is
+the CUSUM statistic in units of its alarm limit (the detector alarms at 1 or more) and
+`sequential_drift` its verdict, per feature and for the dataset. The window test's own
+verdict (`drift_detected`, `dataset_drift`) is unchanged, so it still equals
+`driftwarden drift` on the same rows.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ class FeatureResult(msgspec.Struct, frozen=True, omit_defaults=True):
     drift_detected: bool
     skipped: str | None = None  # why the column was not tested (empty window side, ...)
     effect_size: float | None = None  # KS D / Cramér's V when the spec's drift.effect_size is on
+    sequential_score: float | None = None  # CUSUM statistic / its limit (sequential mode)
+    sequential_drift: bool | None = None  # sequential_score >= 1
 
 
 class WindowResult(
@@ -51,6 +60,9 @@ class WindowResult(
     quality: dict[str, dict[str, float | None]] = {}
     multivariate_pvalue: float | None = None
     performance: dict[str, float | None] = {}
+    # the dataset CUSUM (over the share of unusual features), when sequential mode is on
+    sequential_score: float | None = None
+    sequential_drift: bool | None = None
 
     @property
     def key(self) -> tuple[str, str, str, int]:

@@ -5,6 +5,12 @@ Pure: records in, window results and dead letters out; Kafka, HTTP and disk live
 `consumer.py`. Everything here is a function of the partitions' record order, which is
 what makes a checkpoint plus a replay equal to an uninterrupted run.
 
+With the spec's `drift.sequential.enabled` (and calibrated thresholds), each (model,
+version) also has a `detectors.sequential.SequentialDetector` fed with every closed drift
+window's feature scores; its view after the window is put on the window's result
+(`sequential_score`, `sequential_drift`) and its state (a few floats per feature) is part
+of the model's checkpoint state, so a restore plus a replay equals an uninterrupted run.
+
 A shard's state is serialised by `ShardState.state()` into plain msgpack-able values
 (numpy arrays as dtype/shape/bytes) and restored by `ShardState.from_state()`; the
 checkpoint store writes it together with the offsets it corresponds to.
@@ -16,16 +22,22 @@ import logging
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+import msgspec
 import numpy as np
 
+from detectors.sequential import SequentialDetector
 from detectors.service.columns import Invalid, ModelCodec
 from detectors.service.labels import LabelJoin, LabelledData, LabelledWindow
 from detectors.service.results import WindowResult, decode_result, encode_result
 from detectors.service.windows import EventClock, VersionWindow, WindowData, WindowPolicy
 from driftwarden.schema import EventError, decode_feedback, decode_prediction
 from driftwarden.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from detectors.calibration import Calibration
+    from detectors.drift import DriftConfig
 
 __all__ = [
     "UNKNOWN_MODEL",
@@ -72,6 +84,7 @@ class ModelContext(Protocol):
 
     spec: ModelSpec
     fingerprint: str
+    config: DriftConfig  # its `calibration` feeds the sequential detector
 
     def new_codec(self) -> ModelCodec: ...
 
@@ -107,6 +120,8 @@ class ModelState:
         self.processed = 0
         self.invalid: Counter[str] = Counter()
         self.latest: dict[tuple[str, str], WindowResult] = {}  # (version, kind) -> result
+        self.calibration = _sequential_calibration(ctx)
+        self.sequential: dict[int, SequentialDetector] = {}  # version code -> detector
 
     @property
     def model(self) -> str:
@@ -131,6 +146,47 @@ class ModelState:
             self.labelled[version] = w
         return w
 
+    def sequential_detector(self, version: int) -> SequentialDetector | None:
+        if self.calibration is None:
+            return None
+        d = self.sequential.get(version)
+        if d is None:
+            d = SequentialDetector(
+                self.calibration, allowance=self.ctx.spec.drift.sequential.allowance
+            )
+            self.sequential[version] = d
+        return d
+
+    def with_sequential(self, data: WindowData, result: WindowResult) -> WindowResult:
+        """Feed the window's feature scores to its version's sequential detector (when the
+        spec enables it) and return the result with the detector's view added."""
+        det = self.sequential_detector(data.version)
+        if det is None or not result.features:
+            return result
+        tested = _values_tested(self.codec, data)
+        det.update(
+            {
+                f.name: (f.score, tested[f.name])
+                for f in result.features
+                if f.skipped is None and f.score is not None and f.name in tested
+            }
+        )
+        scores, alarms = det.scores, det.alarms
+        features = [
+            msgspec.structs.replace(
+                f, sequential_score=scores[f.name], sequential_drift=alarms[f.name]
+            )
+            if f.name in scores
+            else f
+            for f in result.features
+        ]
+        return msgspec.structs.replace(
+            result,
+            features=features,
+            sequential_score=det.dataset_score,
+            sequential_drift=det.dataset_alarm,
+        )
+
     @property
     def windows_total(self) -> dict[str, int]:
         return {self.version_name(v): w.seq for v, w in self.windows.items() if w.seq}
@@ -151,6 +207,7 @@ class ModelState:
             "processed": self.processed,
             "invalid": dict(self.invalid),
             "latest": [encode_result(r) for r in self.latest.values()],
+            "sequential": [{"version": v, "state": d.state()} for v, d in self.sequential.items()],
         }
 
     @classmethod
@@ -178,8 +235,13 @@ class ModelState:
             for ls in state["labelled"]:
                 lw = LabelledWindow.from_state(ls, m.policy.rows, ctx.spec.window.duration_s)
                 m.labelled[lw.version] = lw
+            for ss in state.get("sequential", ()):  # absent in checkpoints of older releases
+                det = m.sequential_detector(ss["version"])
+                if det is not None:
+                    det.restore(ss["state"])
         else:
-            # a new spec: same version names, same window numbering, empty windows
+            # a new spec: same version names, same window numbering, empty windows and
+            # sequential detectors started afresh (their calibration may have changed)
             for ws in state["windows"]:
                 code = m.codec.versions.code(versions[ws["version"]])
                 m.window(code).seq = ws["seq"]
@@ -370,6 +432,7 @@ class ShardState:
 
     def _evaluate(self, state: ModelState, data: WindowData) -> WindowResult:
         result = state.ctx.evaluate_window(state.codec, data, self.partition)
+        result = state.with_sequential(data, result)
         state.latest[(result.version, result.kind)] = result
         return result
 
@@ -549,6 +612,28 @@ class ShardState:
 #: event-time watermark) before their memory is reclaimed, so that a label processed a
 #: little after the prediction stream moved on is still judged by event times alone.
 _EXPIRY_GRACE_S = 60.0
+
+
+def _sequential_calibration(ctx: ModelContext) -> Calibration | None:
+    """The calibration the sequential detector uses: None unless the spec enables it (the
+    spec requires calibrated thresholds then) and the model has a reference."""
+    if not ctx.spec.drift.sequential.enabled:
+        return None
+    cal = getattr(ctx.config, "calibration", None)
+    return cal if cal is not None and cal.columns else None
+
+
+def _values_tested(codec: ModelCodec, data: WindowData) -> dict[str, int]:
+    """Values each feature's window test saw: finite numbers (a wrong type is NaN in
+    `num`), present categories; the `n` the calibration's tail probability is scaled by."""
+    out: dict[str, int] = {}
+    if codec.numerical:
+        n = np.count_nonzero(np.isfinite(data.num), axis=1)
+        out.update(zip(codec.numerical, n.tolist(), strict=True))
+    if codec.categorical:
+        n = np.count_nonzero(data.cat >= 0, axis=1)
+        out.update(zip(codec.categorical, n.tolist(), strict=True))
+    return out
 
 
 def _key_model(key: bytes | None) -> str | None:

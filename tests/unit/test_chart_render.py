@@ -392,8 +392,8 @@ def test_strimzi_users_carry_each_components_least_acls() -> None:
 
 
 def test_the_acl_table_in_docs_is_component_acls() -> None:
-    """docs/chart.md lists each chart principal's ACLs: exactly component_acls() (the canary
-    controller with the trigger's) and topics_acls(), for the default prefix and group."""
+    """docs/chart.md lists each chart principal's ACLs: exactly component_acls() and
+    topics_acls(), for the default prefix and group."""
     from driftwarden.cli.topics import topics_acls
     from driftwarden.kafka import component_acls
 
@@ -409,7 +409,7 @@ def test_the_acl_table_in_docs_is_component_acls() -> None:
     principals = {
         "detectors": acls["detectors"],
         "trigger": acls["trigger"],
-        "canary": acls["trigger"],
+        "canary": acls["canary"],
         "topics": topics_acls("driftwarden"),
     }
     expected = {
