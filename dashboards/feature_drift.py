@@ -4,6 +4,7 @@ grid and a table), for the selected model, version and features."""
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.models import dashboard as dm
 
 from dashboards.panels import (
     dashboard,
@@ -25,8 +26,16 @@ MV = 'model=~"$model",version=~"$version"'
 MVF = 'model=~"$model",version=~"$version",feature=~"$feature"'
 
 
+#: Threshold series are drawn dashed, so each feature's score has its line to cross.
+THRESHOLD_STYLE = [
+    dm.DynamicConfigValue("custom.lineStyle", {"fill": "dash", "dash": [10, 10]}),
+    dm.DynamicConfigValue("custom.fillOpacity", 0),
+]
+
+
 def build() -> db.Dashboard:
     score = mc.FEATURE_DRIFT_SCORE.name
+    threshold = mc.FEATURE_DRIFT_THRESHOLD.name
     detected = mc.FEATURE_DRIFT_DETECTED.name
     return (
         dashboard(
@@ -77,11 +86,16 @@ def build() -> db.Dashboard:
             timeseries_panel(
                 "Drift score per feature",
                 "The test's score per closed window: a p-value for ks/chisquare/z (drift "
-                "when low), a distance for wasserstein/jensenshannon/psi/... (drift when high).",
-                [query(f"{score}{{{MVF}}}", "{{feature}} ({{test}})")],
+                "when low), a distance for wasserstein/jensenshannon/psi/... (drift when "
+                "high). Dashed: the threshold it is compared with (the test's default, the "
+                "spec's, or calibrated on the reference with drift.thresholds: calibrated).",
+                [
+                    query(f"{score}{{{MVF}}}", "{{feature}} ({{test}})"),
+                    query(f"{threshold}{{{MVF}}}", "{{feature}} threshold ({{test}})"),
+                ],
                 width=24,
                 height=10,
-            )
+            ).override_by_regexp(".* threshold .*", THRESHOLD_STYLE)
         )
         .with_panel(
             table_panel(

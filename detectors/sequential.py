@@ -53,20 +53,24 @@ def _exp_cdf(x: np.ndarray) -> np.ndarray:
     return np.where(x > 0, -np.expm1(-np.maximum(x, 0.0)), 0.0)
 
 
+def _share_cdf(n_features: int) -> Callable[[np.ndarray], np.ndarray]:
+    """x -> P(share < x) for a binomial(n_features, SHARE_LEVEL) count over n_features."""
+    from scipy import stats
+
+    table = stats.binom.cdf(np.arange(n_features + 1), n_features, SHARE_LEVEL)
+
+    def cdf(x: np.ndarray) -> np.ndarray:  # P(K <= ceil(x n) - 1), by table look-up
+        k = np.ceil(np.asarray(x) * n_features - 1e-9).astype(np.int64) - 1
+        return np.where(k < 0, 0.0, table[np.clip(k, 0, n_features)])
+
+    return cdf
+
+
 @lru_cache(maxsize=256)
 def cusum_limit(alpha: float, allowance: float, n_features: int = 0, cells: int = 200) -> float:
     """The limit h with in-control run length 1 / alpha: Exp(1) increments for a feature
     (`n_features` = 0), binomial(n_features, SHARE_LEVEL) shares for the dataset."""
-    if n_features:
-        from scipy import stats
-
-        table = stats.binom.cdf(np.arange(n_features + 1), n_features, SHARE_LEVEL)
-
-        def cdf(x: np.ndarray) -> np.ndarray:  # P(share < x) = P(K <= ceil(x n) - 1)
-            k = np.ceil(np.asarray(x) * n_features - 1e-9).astype(np.int64) - 1
-            return np.where(k < 0, 0.0, table[np.clip(k, 0, n_features)])
-    else:
-        cdf = _exp_cdf
+    cdf = _share_cdf(n_features) if n_features else _exp_cdf
     target = 1.0 / alpha
     if n_features:
         return _limit_by_bisection(allowance, cdf, cells, target)

@@ -102,6 +102,9 @@ def spec_document(
         "target": {"column": "target", "type": "class"},
         "reference": {"path": reference_path},
         "window": window,
+        # Per-feature thresholds calibrated on the reference for this window size, so that
+        # reference-like windows show no drifted feature (Evidently's fixed ones flag some).
+        "drift": {"thresholds": "calibrated"},
         "performance": {"metrics": ["accuracy", "roc_auc", "log_loss"]},
         "labels": {"join_ttl_s": 600},
     }

@@ -162,6 +162,10 @@ def test_csv_columns_summarise_as_pandas_reads_them(tmp_path: Path) -> None:
     assert_same_profiles(fast, slow)
     assert fast["day"].dtype == "str"  # pandas parses no dates: neither do we
     assert fast["none_word"].n_missing == 2  # "None" is missing for pandas
+    subset = read_columns(path, columns=["text", "num"])
+    assert list(subset) == ["text", "num"]
+    with pytest.raises(DataFileError, match=r"missing column\(s\) 'nope'"):
+        read_columns(path, columns=["num", "nope"])
 
 
 def test_bad_files_are_one_line_errors(tmp_path: Path) -> None:

@@ -101,3 +101,21 @@ def test_merge_keeps_the_larger_statistic() -> None:
     a, b = Cusum(1.5, 5.0).update(4.0), Cusum(1.5, 5.0).update(9.0)
     a += b
     assert a.statistic == pytest.approx(7.5) and a.detected and a.n == 2
+
+
+@pytest.mark.parametrize(
+    ("alpha", "allowance", "n_features"),
+    [(0.01, 1.5, 0), (1e-5, 1.5, 0), (1e-8, 1.01, 0), (1e-3, 3.0, 0), (1e-5, 0.1, 3)],
+)
+def test_limit_solves_for_the_run_length(alpha: float, allowance: float, n_features: int) -> None:
+    """The Markov-chain run length at the returned limit is the target (continuous
+    increments: to 1e-6; the dataset's discrete ones: the smallest limit reaching it)."""
+    from detectors.sequential import _arl, _exp_cdf, _share_cdf
+
+    h = cusum_limit(alpha, allowance, n_features)
+    if n_features == 0:
+        assert _arl(h, allowance, _exp_cdf, 200) * alpha == pytest.approx(1.0, rel=1e-6)
+    else:
+        cdf = _share_cdf(n_features)
+        assert _arl(h, allowance, cdf, 200) * alpha >= 1.0
+        assert _arl(h * (1 - 1e-5), allowance, cdf, 200) * alpha < 1.0

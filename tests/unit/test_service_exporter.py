@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -142,3 +143,36 @@ def test_merge_of_two_shards_of_one_model() -> None:
     assert (a.processed, a.labels_joined, a.invalid) == (15, 5, {"x": 3, "y": 1})
     assert a.versions["v1"].windows_total == 2
     assert a.versions["v1"].drift.rows == 7
+
+
+def _with_sequential(r: WindowResult, scores: list[float], dataset: float) -> WindowResult:
+    features = [
+        msgspec.structs.replace(f, sequential_score=s, sequential_drift=s >= 1.0)
+        for f, s in zip(r.features, scores, strict=True)
+    ]
+    return msgspec.structs.replace(
+        r, features=features, sequential_score=dataset, sequential_drift=dataset >= 1.0
+    )
+
+
+def test_sequential_statistics_exported_only_when_present() -> None:
+    base = {"model": "m", "version": "v1"}
+    plain, _ = _registry(_snapshot(_drift()))
+    assert plain.get_sample_value(mc.DATASET_DRIFT_SEQUENTIAL.name, base) is None
+    assert (
+        plain.get_sample_value(mc.FEATURE_DRIFT_SEQUENTIAL.name, {**base, "feature": "f0"}) is None
+    )
+    r = _with_sequential(_drift(n_features=5, drifted=()), [0.1, 1.4, 0.0, 0.3, 2.5], 0.6)
+    registry, _ = _registry(_snapshot(r), cap=3)
+    v = registry.get_sample_value
+    assert v(mc.FEATURE_DRIFT_SEQUENTIAL.name, {**base, "feature": "f1"}) == 1.4
+    assert v(mc.FEATURE_DRIFT_SEQUENTIAL.name, {**base, "feature": "f3"}) is None
+    # past the cap: the largest statistic of the rest, as for the verdict
+    assert v(mc.FEATURE_DRIFT_SEQUENTIAL.name, {**base, "feature": OTHER_FEATURES}) == 2.5
+    assert v(mc.DATASET_DRIFT_SEQUENTIAL.name, base) == 0.6
+    # the window verdict is not folded in: no window test flagged anything
+    assert v(mc.FEATURE_DRIFT_DETECTED.name, {**base, "feature": "f1"}) == 0.0
+    for family in registry.collect():
+        definition = mc.CATALOGUE.get(family.name) or mc.CATALOGUE[family.name + "_total"]
+        for sample in family.samples:
+            assert set(sample.labels) == set(definition.labels)
