@@ -67,6 +67,14 @@ class DriftAlert(_Strict):
     for_: Duration = Field("15m", alias="for")
 
 
+class SequentialDriftAlert(_Strict):
+    """Sequential (CUSUM) alarm: the dataset statistic or any feature's statistic reached its
+    alarm limit (`driftwarden_*_drift_sequential` >= 1). CUSUM already accumulates evidence
+    over windows, so a short hold (5m: a few scrapes) only rides out a restart or a reset."""
+
+    for_: Duration = Field("5m", alias="for")
+
+
 class FeatureDriftAlert(_Strict):
     """A feature flagged as drifted in at least `min_fraction` of the samples over
     `range`. 80% of an hour tolerates a window or two of flapping but not a coin toss."""
@@ -235,6 +243,7 @@ class AlertsConfig(_Strict):
     min_window_rows: int = Field(500, ge=1)
     dataset_drift: DriftAlert = DriftAlert()
     feature_drift: FeatureDriftAlert = FeatureDriftAlert()
+    sequential_drift: SequentialDriftAlert = SequentialDriftAlert()
     prediction_drift: PredictionDriftAlert = PredictionDriftAlert()
     performance: PerformanceAlert = PerformanceAlert()
     performance_drop: PerformanceDropAlert = PerformanceDropAlert()

@@ -240,6 +240,28 @@ def alerting_groups(cfg: AlertsConfig) -> list[dict[str, Any]]:
         ),
         _alert(
             cfg,
+            "DriftwardenSequentialDrift",
+            # One alert per model version whichever statistic alarmed; the value is the
+            # largest statistic in units of its alarm limit.
+            _guarded(
+                "max by (model, version) (\n"
+                f"  {mc.DATASET_DRIFT_SEQUENTIAL.name}\n"
+                f"  or\n"
+                f"  {mc.FEATURE_DRIFT_SEQUENTIAL.name}\n"
+                ") >= 1"
+            ),
+            cfg.sequential_drift.for_,
+            "warning",
+            f"Sequential drift alarm on model {mv}",
+            "A sequential (CUSUM) drift statistic of model {{ $labels.model }} version "
+            "{{ $labels.version }} is at "
+            '{{ $value | printf "%.3g" }} times its alarm limit, for '
+            f"{cfg.sequential_drift.for_}: a small persistent shift has accumulated. "
+            f"See {mc.FEATURE_DRIFT_SEQUENTIAL.name} for the features.",
+            retrain=True,
+        ),
+        _alert(
+            cfg,
             "DriftwardenFeatureDriftPersistent",
             _guarded(f"{FEATURE_DRIFT_PERSISTENCE} >= {_num(fd.min_fraction)}"),
             fd.for_,

@@ -92,6 +92,12 @@ WINDOW_ROWS = _m(
     ("model", "version"),
     "Rows in the last closed window.",
 )
+PERFORMANCE_WINDOW_ROWS = _m(
+    "driftwarden_performance_window_rows",
+    "gauge",
+    ("model", "version"),
+    "Labelled rows in the last closed performance window (what its metrics were computed on).",
+)
 WINDOWS_TOTAL = _m(
     "driftwarden_windows_total",
     "counter",

@@ -131,6 +131,7 @@ class DetectorsCollector(Collector):
         perf = _gauge(mc.MODEL_PERFORMANCE)
         quality = _gauge(mc.DATA_QUALITY_SHARE)
         rows = _gauge(mc.WINDOW_ROWS)
+        labelled_rows = _gauge(mc.PERFORMANCE_WINDOW_ROWS)
         windows = _counter(mc.WINDOWS_TOTAL)
         processed = _counter(mc.EVENTS_PROCESSED_TOTAL)
         invalid = _counter(mc.EVENTS_INVALID_TOTAL)
@@ -187,6 +188,7 @@ class DetectorsCollector(Collector):
                                 quality.add_metric([name, version, fname, check], share)
                 p = v.performance
                 if p is not None:
+                    labelled_rows.add_metric([name, version], p.rows)
                     for metric, value in sorted(p.performance.items()):
                         if value is not None:
                             perf.add_metric([name, version, metric], value)
@@ -207,6 +209,7 @@ class DetectorsCollector(Collector):
             perf,
             quality,
             rows,
+            labelled_rows,
         )
         yield from (windows, processed, invalid, joined, lag)
 

@@ -10,7 +10,7 @@ minimum, a missing series or a NaN makes the check **inconclusive** — never a 
 |---|---|---|---|
 | `error_rate` | canary error share − stable's (codes 5xx and `aborted`) | `max_error_rate_increase` | canary requests in the window ≥ `min_requests` |
 | `latency_p99` | canary p99 / stable p99 (`driftwarden_collector_request_duration_seconds`) | `max_p99_latency_ratio` | same |
-| `performance` | stable − canary (higher-is-better metric) or canary − stable (error metric) | `performance_tolerance` | `driftwarden_window_rows` of both ≥ `min_labelled_rows` |
+| `performance` | stable − canary (higher-is-better metric) or canary − stable (error metric) | `performance_tolerance` | `driftwarden_performance_window_rows` (labelled rows) of both ≥ `min_labelled_rows` |
 | `prediction` | canary − stable prediction drift distance (distance tests only) | `max_prediction_drift` | the canary has a closed window |
 | `data_quality` | largest increase, per (feature, check), of the failing share over stable's | `max_data_quality_share` | the canary has a closed window |
 
@@ -175,6 +175,13 @@ def _rows(ctx: QueryContext, version: str, *, stable: bool) -> str:
     return f"max({sel})"
 
 
+def _labelled_rows(ctx: QueryContext, version: str, *, stable: bool) -> str:
+    sel = selector(mc.PERFORMANCE_WINDOW_ROWS.name, model=ctx.model, version=version)
+    if stable:
+        return f"max(last_over_time({sel}[{ctx.lookback}]))"
+    return f"max({sel})"
+
+
 def _gauge(
     name: str,
     ctx: QueryContext,
@@ -230,8 +237,16 @@ def build_queries(ctx: QueryContext, t: CanaryThresholds) -> dict[str, CheckQuer
         c_perf,
         s_perf,
         (
-            Gate(_rows(ctx, ctx.canary, stable=False), t.min_labelled_rows, "canary window rows"),
-            Gate(_rows(ctx, ctx.stable, stable=True), t.min_labelled_rows, "stable window rows"),
+            Gate(
+                _labelled_rows(ctx, ctx.canary, stable=False),
+                t.min_labelled_rows,
+                "canary labelled rows",
+            ),
+            Gate(
+                _labelled_rows(ctx, ctx.stable, stable=True),
+                t.min_labelled_rows,
+                "stable labelled rows",
+            ),
         ),
         f"{metric} worse by",
     )

@@ -38,8 +38,9 @@ def exporter() -> Iterator[SyntheticExporter]:
             "v1": GOOD,
             "v2-good": VersionProfile(accuracy=0.905, prediction_js=0.06),
             "v3-bad": BAD,
-            # too few labelled rows for performance: inconclusive, never a pass
-            "v5-few-labels": VersionProfile(window_rows=20),
+            # plenty of traffic but too few labelled rows for performance: inconclusive,
+            # never a pass
+            "v5-few-labels": VersionProfile(labelled_rows=20),
         },
     )
     try:
@@ -141,7 +142,7 @@ def test_too_few_labelled_rows_is_inconclusive_not_a_pass(prom) -> None:
     )
     perf = results["performance"]
     assert perf.verdict is Verdict.INCONCLUSIVE
-    assert perf.reason == "canary window rows: 20 < 200"
+    assert perf.reason == "canary labelled rows: 20 < 200"
     assert results["error_rate"].verdict is Verdict.PASS
 
 

@@ -32,6 +32,7 @@ class VersionProfile:
     latency_s: float = 0.02  # every request takes this long (falls in one bucket)
     accuracy: float | None = 0.9
     window_rows: int = 1000
+    labelled_rows: int = 1000  # rows of the last performance window (labels joined)
     prediction_js: float | None = 0.05  # Jensen-Shannon distance of predictions to reference
     missing_share: float | None = 0.01
 
@@ -77,6 +78,9 @@ class SyntheticExporter(Collector):
             mc.MODEL_PERFORMANCE.name, "", labels=["model", "version", "metric"]
         )
         rows = GaugeMetricFamily(mc.WINDOW_ROWS.name, "", labels=["model", "version"])
+        labelled = GaugeMetricFamily(
+            mc.PERFORMANCE_WINDOW_ROWS.name, "", labels=["model", "version"]
+        )
         pred = GaugeMetricFamily(
             mc.PREDICTION_DRIFT_SCORE.name, "", labels=["model", "version", "test"]
         )
@@ -94,11 +98,13 @@ class SyntheticExporter(Collector):
             if p.accuracy is not None:
                 perf.add_metric([self.model, version, "accuracy"], p.accuracy)
             rows.add_metric([self.model, version], p.window_rows)
+            if p.accuracy is not None:
+                labelled.add_metric([self.model, version], p.labelled_rows)
             if p.prediction_js is not None:
                 pred.add_metric([self.model, version, "jensenshannon"], p.prediction_js)
             if p.missing_share is not None:
                 dq.add_metric([self.model, version, "amount", "missing"], p.missing_share)
-        yield from (req, dur, perf, rows, pred, dq)
+        yield from (req, dur, perf, rows, labelled, pred, dq)
 
     def close(self) -> None:
         self.server.shutdown()

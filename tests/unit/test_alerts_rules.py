@@ -26,6 +26,7 @@ RETRAIN_ALERTS = {
     "DriftwardenPredictionDrift",
     "DriftwardenModelPerformanceBelowFloor",
     "DriftwardenModelPerformanceDegraded",
+    "DriftwardenSequentialDrift",
 }
 MODEL_ALERTS = RETRAIN_ALERTS | {
     "DriftwardenFeatureDriftPersistent",
@@ -133,6 +134,7 @@ def test_model_alerts_are_guarded_against_tiny_windows_and_keep_the_model_label(
                 "driftwarden:prediction_drift:detected",
                 "driftwarden_model_performance",
                 "driftwarden_data_quality_share",
+                "driftwarden_dataset_drift_sequential",
             }, name
 
 

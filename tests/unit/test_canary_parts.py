@@ -45,7 +45,7 @@ def values(judged, canary=0.1, stable=0.1, gates=(1000.0,)):
             "performance",
             values(0.0, gates=(500.0, 150.0)),
             Verdict.INCONCLUSIVE,
-            "stable window rows: 150 < 200",
+            "stable labelled rows: 150 < 200",
         ),
         (
             "performance",
