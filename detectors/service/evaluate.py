@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from detectors.drift import DriftConfig, column_drift, dataset_drift
+from detectors.drift import column_drift, dataset_drift
 from detectors.profile import (
     ColumnProfile,
     NumericSample,
@@ -36,7 +36,7 @@ from detectors.service.columns import MISSING, ModelCodec
 from detectors.service.labels import LabelledData
 from detectors.service.results import FeatureResult, WindowResult
 from detectors.service.windows import WindowData
-from detectors.spec_options import drift_config
+from detectors.spec_options import batch_column_types, drift_config
 from driftwarden.spec import ModelSpec
 
 __all__ = ["StatsContext", "performance_metrics"]
@@ -64,7 +64,9 @@ class StatsContext:
     ) -> None:
         self.spec = spec
         self.profile = profile
-        self.config = drift_config(spec, profile)  # calibrated once per profile
+        # Calibrated once per profile, for the same columns as `driftwarden drift` (the
+        # prediction included), so both give the same thresholds on the same rows.
+        self.config = drift_config(spec, profile, column_types=batch_column_types(spec))
         self.numerical = [f.name for f in spec.features if f.type == "numerical"]
         self.categorical = [f.name for f in spec.features if f.type == "categorical"]
         self.column_types = {f.name: f.type for f in spec.features}
@@ -228,8 +230,9 @@ class StatsContext:
                 name, self.prediction_type or "", "", None, 0.0, False, "no_values"
             )
         try:
-            config = DriftConfig(drift_share=self.config.drift_share, min_rows=self.config.min_rows)
-            c = column_drift(name, self.prediction_type or "numerical", ref, cur, config)
+            # The spec's drift options (calibrated thresholds included), as `driftwarden
+            # drift` applies them to the prediction column.
+            c = column_drift(name, self.prediction_type or "numerical", ref, cur, self.config)
         except (ValueError, TypeError) as e:  # a prediction that does not match its reference
             _log.warning("model %s: prediction drift not computed: %s", self.spec.model, e)
             return None
