@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -87,6 +88,9 @@ def demo(
             last_line[0] = snap.elapsed_s
             say(progress_line(snap))
 
+    # SIGTERM stops the demo as Ctrl-C does: every process it started is stopped first.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if live_view is not None:
         live_view.start()
     try:

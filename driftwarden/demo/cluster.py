@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonpatch
+import numpy as np
 from kubernetes import client as k8s
 
 from driftwarden.errors import GiveUp, RetryLater
@@ -406,6 +407,7 @@ class LocalCluster:
                 pod.processes[-1].wait_ready(
                     lambda p=port: port_is_open("127.0.0.1", p), 90, f"port {port}"
                 )
+            _warm_up(ports["MODEL_PORT"])
         except Exception as e:
             with self._lock:
                 if self._starting.get(name) == template:
@@ -672,6 +674,28 @@ class LocalCluster:
         for t in self._threads:
             t.join(timeout=15)  # a pod still starting stops itself once it sees _closed
         self._forker.shutdown(wait=True)
+
+
+def _warm_up(port: int, requests: int = 30) -> None:
+    """What a readiness probe with a warm-up does: a few predictions straight to the model
+    server (not through the collector, so no metrics), so the pod's first real requests do
+    not pay torch's first-call costs — which the canary's latency check would see."""
+    import urllib.request
+
+    from driftwarden.demo.data import MODEL, sample_rows
+
+    rng = np.random.default_rng(0)
+    cols = sample_rows(rng, requests)
+    rows = [
+        {k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in cols.items()}
+        for i in range(requests)
+    ]
+    url = f"http://127.0.0.1:{port}/v1/models/{MODEL}:predict"
+    for row in rows:
+        body = json.dumps({"instances": [row]}).encode()
+        req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            r.read()
 
 
 def _merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -105,7 +105,7 @@ PROFILES = {
         retrain_epochs=15,
         since_s=30,
         steps=(50, 100),
-        check_interval_s=4,
+        check_interval_s=5,
         step_deadline_s=60,
         min_requests=30,
         min_labelled_rows=50,
@@ -254,9 +254,9 @@ def policy_document(p: Profile, *, spec: Path, output: Path, seed: int) -> dict[
             "on_deadline": "rollback",
             "thresholds": {
                 "max_error_rate_increase": 0.01,
-                # Two servers sharing a busy laptop's cores: p99s are noisy; a real
-                # regression (a slower model) is still several times slower.
-                "max_p99_latency_ratio": 3.0,
+                # Two servers sharing a busy laptop's cores, p99 of a few hundred
+                # requests: noisy; a real regression (a slower model) is still caught.
+                "max_p99_latency_ratio": 4.0,
                 "performance_metric": "accuracy",
                 "performance_tolerance": 0.02,
                 "min_labelled_rows": p.min_labelled_rows,
