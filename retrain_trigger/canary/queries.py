@@ -144,9 +144,12 @@ def _num(x: float) -> str:
 
 
 def _stable(expr: str, ctx: QueryContext, *, subquery: bool) -> str:
-    """The stable's latest value within the lookback (see the module docstring)."""
+    """The stable's latest value within the lookback (see the module docstring).
+
+    NaN samples (a stable still running but given no traffic: 0/0) are dropped first
+    (`> -Inf` is false for NaN), so the last value is the last one computed from traffic."""
     if subquery:
-        return f"last_over_time(({expr})[{ctx.lookback}:{ctx.resolution}])"
+        return f"last_over_time((({expr}) > -Inf)[{ctx.lookback}:{ctx.resolution}])"
     return expr
 
 

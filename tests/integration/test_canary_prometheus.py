@@ -172,3 +172,17 @@ def test_prometheus_errors_map_to_retry_later_and_give_up(prom) -> None:
     with pytest.raises(RetryLater):
         PrometheusClient("http://127.0.0.1:1", timeout_s=2).value("vector(1)")
     assert PrometheusClient(prom.url).value("vector(2)") == 2.0
+
+
+def test_the_stable_baseline_skips_nan_samples(prom) -> None:
+    """A stable that still runs but gets no traffic has an error share of 0/0 = NaN; the
+    stable's last value must be the last one computed from traffic, not that NaN."""
+    from retrain_trigger.canary.queries import QueryContext, _stable
+
+    ctx = QueryContext(
+        model=MODEL, canary="c", stable="s", window="5s", lookback="60s", resolution="5s"
+    )
+    nan_only = _stable("vector(0) / vector(0)", ctx, subquery=True)
+    assert prom.query(nan_only) == []
+    number = _stable("vector(0.25)", ctx, subquery=True)
+    assert float(prom.query(number)[0]["value"][1]) == 0.25
