@@ -145,6 +145,7 @@ def build_job(
     now: float,
     current_artifact: str = "",
     lineage: Sequence[Mapping[str, Any]] = (),
+    job_env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The `batch/v1` Job (a plain dict, as the API takes it) that retrains `policy.model`."""
     artifact = f"{policy.output.rstrip('/')}/{version}"
@@ -168,6 +169,8 @@ def build_job(
         "DRIFTWARDEN_MODEL_VERSION": version,
         "DRIFTWARDEN_JOB": name,
         "DRIFTWARDEN_ARTIFACT": artifact,
+        # where a `kafka:` data source is read from (the trigger's own Kafka settings)
+        **(job_env or {}),
         **{k: v.format_map(values) for k, v in policy.trainer.env.items()},
     }
     labels = {

@@ -106,6 +106,12 @@ class TriggerService:
             clock=self.clock,
             max_in_flight=s.max_in_flight,
             emit_events=s.emit_events,
+            # a policy with `data.source: kafka` has the trainer export from this Kafka
+            job_env=(
+                {"DRIFTWARDEN_BOOTSTRAP": s.bootstrap, "DRIFTWARDEN_TOPIC_PREFIX": s.topic_prefix}
+                if s.bootstrap
+                else None
+            ),
         )
         self.app = create_app(
             self.trigger,

@@ -117,8 +117,10 @@ class Trigger:
         clock: Callable[[], float] = time.time,
         max_in_flight: int = 4,
         emit_events: bool = True,
+        job_env: Mapping[str, str] | None = None,
     ) -> None:
         self.policies = dict(policies)
+        self.job_env = dict(job_env or {})
         self.store = store
         self.lineage = lineage
         self.clock = clock
@@ -199,6 +201,7 @@ class Trigger:
             now=now,
             current_artifact=current_artifact,
             lineage=mirrored,
+            job_env=self.job_env,
         )
         manifest["metadata"]["annotations"]["driftwarden.io/from-version"] = current_version
         return manifest, uid

@@ -13,6 +13,7 @@ import hashlib
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
@@ -70,7 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a tabular MLP for a model's monitoring spec, evaluate it against "
         "the current model on the same holdout, and write an artifact folder if it passes.",
     )
-    p.add_argument("--data", type=Path, required=True, help="training data, .parquet or .csv")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="training data: a .parquet or .csv file, or kafka:<seconds>s to export the last "
+        "seconds of predictions joined with labels from Kafka first (DRIFTWARDEN_BOOTSTRAP, "
+        "DRIFTWARDEN_TOPIC_PREFIX and the DRIFTWARDEN_KAFKA_* security variables; the retrain "
+        "trigger sets the first two on its Jobs)",
+    )
     p.add_argument("--spec", type=Path, required=True, help="the model's monitoring spec (YAML)")
     p.add_argument("--out", type=Path, required=True, help="artifact folder to write")
     p.add_argument(
@@ -138,7 +146,8 @@ def run(argv: list[str] | None = None) -> int:
     started = time.time()
     spec = load_spec(args.spec)
     device = resolve_device(args.device)
-    frame = read_table(args.data)
+    data = _training_data(args.data, spec, Path(args.out))
+    frame = read_table(data)
     label_column = resolve_label_column(frame, spec, args.label_column)
     current = None
     if args.current_artifact is not None:
@@ -175,8 +184,9 @@ def run(argv: list[str] | None = None) -> int:
         "version": args.model_version,
         "created_ts": round(started, 3),
         "data": {
-            "path": str(args.data),
-            "sha256": file_sha256(args.data),
+            "path": str(data),
+            "source": args.data,
+            "sha256": file_sha256(data),
             "rows": len(frame),
             "label_column": label_column,
         },
@@ -215,6 +225,43 @@ def run(argv: list[str] | None = None) -> int:
         flush=True,
     )
     return EXIT_OK
+
+
+def _training_data(data: str, spec: Any, out: Path) -> Path:
+    """The file to train on: `data` itself, or for `kafka:<seconds>s` the export of that
+    window from Kafka (the same join as `driftwarden dataset export`), written beside the
+    artifact folder so that `metrics.json` can name and hash it."""
+    if not data.startswith("kafka:"):
+        return Path(data)
+    import os
+
+    from driftwarden.errors import DriftwardenError
+    from driftwarden.kafka import DEFAULT_TOPIC_PREFIX, security_from_args
+    from retrain_trigger.dataset import ExportSettings, export_dataset, parse_duration
+
+    bootstrap = os.environ.get("DRIFTWARDEN_BOOTSTRAP", "")
+    if not bootstrap:
+        raise DriftwardenError(
+            f"--data {data}: set DRIFTWARDEN_BOOTSTRAP to the Kafka to export the data from"
+        )
+    try:
+        since_s = parse_duration(data.removeprefix("kafka:"))
+    except (ValueError, DriftwardenError) as e:
+        raise DriftwardenError(f"--data {data}: expected kafka:<seconds>s ({e})") from e
+    security, _ = security_from_args([], os.environ, prog="python -m retrain_trigger.train")
+    settings = ExportSettings(
+        model=os.environ.get("DRIFTWARDEN_MODEL", spec.model),
+        since_s=since_s,
+        bootstrap=bootstrap,
+        topic_prefix=os.environ.get("DRIFTWARDEN_TOPIC_PREFIX", DEFAULT_TOPIC_PREFIX),
+        spec=spec,
+        kafka_security=security,
+    )
+    target = out.parent / f"{out.name}.data.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    report = export_dataset(settings, target)
+    print(f"exported rows={report.rows} labelled={report.labelled} path={target}", flush=True)
+    return report.path
 
 
 def main(argv: list[str] | None = None) -> int:

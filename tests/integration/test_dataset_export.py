@@ -190,3 +190,36 @@ def test_a_missing_topic_is_one_line(kafka: KafkaBroker, tmp_path: Path) -> None
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "topic does not exist" in lines[0], run.stderr
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_the_trainer_exports_a_kafka_data_source_first(
+    kafka: KafkaBroker, topics: dict[str, Any], tmp_path: Path
+) -> None:
+    """`--data kafka:<seconds>s` (what a policy with `data.source: kafka` puts on the Job)
+    exports that window from Kafka with the dataset join, then trains on the file."""
+    spec = write_spec(tmp_path / "spec.yaml")
+    out = tmp_path / "artifacts" / "v9"
+    env = {
+        **__import__("os").environ,
+        "DRIFTWARDEN_BOOTSTRAP": kafka.bootstrap,
+        "DRIFTWARDEN_TOPIC_PREFIX": topics["prefix"],
+        "DRIFTWARDEN_MODEL": "credit",
+    }
+    args = [sys.executable, "-m", "retrain_trigger.train", "--data", "kafka:3600s"]
+    args += ["--spec", str(spec), "--out", str(out), "--epochs", "2", "--holdout-fraction", "0.3"]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    exported = out.parent / "v9.data.parquet"
+    assert f"exported rows=13 labelled=13 path={exported}" in done.stdout, done.stderr
+    frame = pd.read_parquet(exported)
+    # the spec's label TTL (longer than the CLI test's 60 s) also joins p10's late label
+    assert sorted(frame["id"]) == sorted(f"p{i}" for i in [*range(11), 15, 16])
+    # it then trained on that file: a finished run (passed or gated), never a user error
+    assert done.returncode in (0, 3), done.stderr
+    assert (out / "metrics.json").exists()
+
+    missing = {k: v for k, v in env.items() if k != "DRIFTWARDEN_BOOTSTRAP"}
+    done = subprocess.run(args, env=missing, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: --data kafka:3600s: set DRIFTWARDEN_BOOTSTRAP to the Kafka to export the data from"
+    ]

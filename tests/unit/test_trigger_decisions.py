@@ -230,8 +230,13 @@ def test_job_manifest_carries_policy_labels_and_annotations() -> None:
         alert_started_at=started,
         now=T0,
         current_artifact="/artifacts/fraud/v1",
+        job_env={"DRIFTWARDEN_BOOTSTRAP": "kafka:9092", "DRIFTWARDEN_TOPIC_PREFIX": "dw"},
     )
     meta, spec = manifest["metadata"], manifest["spec"]
+    env = {e["name"]: e["value"] for e in spec["template"]["spec"]["containers"][0]["env"]}
+    # the trainer exports `kafka:21600s` from the trigger's own Kafka
+    assert env["DRIFTWARDEN_BOOTSTRAP"] == "kafka:9092" and env["DRIFTWARDEN_TOPIC_PREFIX"] == "dw"
+    assert env["DRIFTWARDEN_MODEL_VERSION"] == version
     assert meta["labels"]["driftwarden.io/model"] == "fraud"
     assert meta["labels"]["driftwarden.io/alert-fingerprint"] == "0123456789abcdef"
     assert meta["labels"]["driftwarden.io/version"] == version
