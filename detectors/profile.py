@@ -576,9 +576,7 @@ class ReferenceProfile:
         if self.skipped is None:
             object.__setattr__(self, "skipped", {})
 
-    def cached_calibration(
-        self, key: str, compute: Callable[[], dict[str, Any]]
-    ) -> dict[str, Any]:
+    def cached_calibration(self, key: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """The calibration stored under `key`, computing and keeping it on first use."""
         hit = self.calibrations.get(key)
         if hit is None:

@@ -204,7 +204,10 @@ def test_metrics_are_read_at_scrape_time_with_catalogue_names() -> None:
     stats.add_spooled("m", 4)
     stats.spool_bytes = 1234
     get = registry.get_sample_value
-    assert get("driftwarden_collector_requests_total", {"model": "m", "version": "v1", "code": "200"}) == 3
+    assert (
+        get("driftwarden_collector_requests_total", {"model": "m", "version": "v1", "code": "200"})
+        == 3
+    )
     assert (
         get(
             "driftwarden_collector_request_duration_seconds_bucket",
