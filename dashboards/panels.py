@@ -129,15 +129,18 @@ def stat_panel(
     return _targets(panel, queries)
 
 
-def drift_state_panel(
+def state_panel(
     title: str,
     description: str,
     queries: Sequence[prometheus.Dataquery],
+    states: Sequence[tuple[str, str, str]],
+    thresholds: Sequence[tuple[float | None, str]],
     *,
     width: int = 24,
     height: int = 10,
 ) -> statushistory.Panel:
-    """A feature x time grid, red where the feature drifted (a heatmap of 0/1 verdicts)."""
+    """A series x time grid coloured by a discrete state: `states` maps each value to its
+    text and colour, `thresholds` colours anything else."""
     panel = (
         statushistory.Panel()
         .title(title)
@@ -149,15 +152,35 @@ def drift_state_panel(
             [
                 ValueMap(
                     options={
-                        "0": ValueMappingResult(text="no drift", color="green", index=0),
-                        "1": ValueMappingResult(text="drift", color="red", index=1),
+                        value: ValueMappingResult(text=text, color=color, index=i)
+                        for i, (value, text, color) in enumerate(states)
                     }
                 )
             ]
         )
-        .thresholds(_thresholds(((None, "green"), (1, "red"))))
+        .thresholds(_thresholds(thresholds))
     )
     return _targets(panel, queries)
+
+
+def drift_state_panel(
+    title: str,
+    description: str,
+    queries: Sequence[prometheus.Dataquery],
+    *,
+    width: int = 24,
+    height: int = 10,
+) -> statushistory.Panel:
+    """A feature x time grid, red where the feature drifted (a heatmap of 0/1 verdicts)."""
+    return state_panel(
+        title,
+        description,
+        queries,
+        (("0", "no drift", "green"), ("1", "drift", "red")),
+        ((None, "green"), (1, "red")),
+        width=width,
+        height=height,
+    )
 
 
 def table_panel(

@@ -8,22 +8,14 @@ from collections.abc import Sequence
 
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import prometheus, statushistory
-from grafana_foundation_sdk.models import common
-from grafana_foundation_sdk.models.dashboard import (
-    Threshold,
-    ThresholdsMode,
-    ValueMap,
-    ValueMappingResult,
-)
 
 from dashboards.panels import (
-    DS,
-    REF_IDS,
     dashboard,
     datasource_variable,
     label_variable,
     query,
     stat_panel,
+    state_panel,
     timeseries_panel,
 )
 from driftwarden import metrics_catalogue as mc
@@ -60,38 +52,15 @@ def verdict_panel(
     height: int = 8,
 ) -> statushistory.Panel:
     """A (model, check) x time grid coloured by the check's verdict."""
-    panel = (
-        statushistory.Panel()
-        .title(title)
-        .description(description)
-        .span(width)
-        .height(height)
-        .show_value(common.VisibilityMode.NEVER)
-        .mappings(
-            [
-                ValueMap(
-                    options={
-                        value: ValueMappingResult(text=text, color=color, index=i)
-                        for i, (value, text, color) in enumerate(VERDICTS)
-                    }
-                )
-            ]
-        )
-        .thresholds(
-            db.ThresholdsConfig()
-            .mode(ThresholdsMode.ABSOLUTE)
-            .steps(
-                [
-                    Threshold(value=None, color="orange"),
-                    Threshold(value=0, color="red"),
-                    Threshold(value=1, color="green"),
-                ]
-            )
-        )
+    return state_panel(
+        title,
+        description,
+        queries,
+        VERDICTS,
+        ((None, "orange"), (0, "red"), (1, "green")),
+        width=width,
+        height=height,
     )
-    for ref, q in zip(REF_IDS, queries, strict=False):
-        panel = panel.with_target(q.ref_id(ref))
-    return panel.datasource(DS)
 
 
 def build() -> db.Dashboard:
