@@ -90,6 +90,21 @@ def _map(e: Exception, what: str) -> ExternalError:
 _TRANSIENT = (urllib3.exceptions.HTTPError, OSError, TimeoutError)
 
 
+def unless_conflict(what: str, call: Callable[[], object]) -> bool:
+    """Run a create or a conditional write: True when it was written, False on 409 (the
+    object exists already, or moved on: idempotent success / re-read and decide again);
+    other failures as RetryLater / GiveUp naming `what`."""
+    try:
+        call()
+    except ApiException as e:
+        if e.status == 409:
+            return False
+        raise _map(e, what) from e
+    except _TRANSIENT as e:
+        raise _map(e, what) from e
+    return True
+
+
 def _ts(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
 
@@ -203,15 +218,9 @@ class KubeJobs:
         """Create the Job; False when one of that name already exists (idempotent success)."""
         ns = manifest["metadata"]["namespace"]
         name = manifest["metadata"]["name"]
-        try:
-            self._batch.create_namespaced_job(ns, manifest)
-        except ApiException as e:
-            if e.status == 409:
-                return False
-            raise _map(e, f"create Job {ns}/{name}") from e
-        except _TRANSIENT as e:
-            raise _map(e, f"create Job {ns}/{name}") from e
-        return True
+        return unless_conflict(
+            f"create Job {ns}/{name}", lambda: self._batch.create_namespaced_job(ns, manifest)
+        )
 
     def get_job(self, namespace: str, name: str) -> k8s.V1Job | None:
         try:
@@ -327,15 +336,10 @@ class KubeJobs:
             last_timestamp=when,
             count=1,
         )
-        try:
-            self._core.create_namespaced_event(namespace, body)
-        except ApiException as e:
-            if e.status == 409:
-                return False
-            raise _map(e, f"create Event on Deployment {namespace}/{deployment}") from e
-        except _TRANSIENT as e:
-            raise _map(e, f"create Event on Deployment {namespace}/{deployment}") from e
-        return True
+        return unless_conflict(
+            f"create Event on Deployment {namespace}/{deployment}",
+            lambda: self._core.create_namespaced_event(namespace, body),
+        )
 
     def events_for(self, namespace: str, deployment: str) -> list[k8s.CoreV1Event]:
         """Events on a Deployment (used by tests and `trigger history`)."""

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from retrain_trigger.kube import _TRANSIENT, KubeJobs, _map
+from retrain_trigger.kube import _TRANSIENT, KubeJobs, _map, unless_conflict
 
 __all__ = ["GATEWAY_GROUP", "GATEWAY_VERSION", "KubeRollouts"]
 
@@ -66,15 +66,10 @@ class KubeRollouts:
     def create_deployment(self, manifest: dict[str, Any]) -> bool:
         """Create it; False when one of that name exists already (idempotent)."""
         ns, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
-        try:
-            self._apps.create_namespaced_deployment(ns, manifest)
-        except ApiException as e:
-            if e.status == 409:
-                return False
-            raise _map(e, f"create Deployment {ns}/{name}") from e
-        except _TRANSIENT as e:
-            raise _map(e, f"create Deployment {ns}/{name}") from e
-        return True
+        return unless_conflict(
+            f"create Deployment {ns}/{name}",
+            lambda: self._apps.create_namespaced_deployment(ns, manifest),
+        )
 
     def patch_deployment(self, namespace: str, name: str, patch: dict[str, Any] | list) -> None:
         """A strategic merge patch (dict; with `metadata.resourceVersion` it only applies to
@@ -90,15 +85,10 @@ class KubeRollouts:
         """Set annotations only on that resourceVersion; False when the object has moved on
         (409: re-read and decide again), True when written."""
         body = {"metadata": {"resourceVersion": resource_version, "annotations": annotations}}
-        try:
-            self._apps.patch_namespaced_deployment(name, namespace, body)
-        except ApiException as e:
-            if e.status == 409:
-                return False
-            raise _map(e, f"annotate Deployment {namespace}/{name}") from e
-        except _TRANSIENT as e:
-            raise _map(e, f"annotate Deployment {namespace}/{name}") from e
-        return True
+        return unless_conflict(
+            f"annotate Deployment {namespace}/{name}",
+            lambda: self._apps.patch_namespaced_deployment(name, namespace, body),
+        )
 
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
         self.patch_deployment(namespace, name, {"spec": {"replicas": replicas}})
@@ -126,15 +116,10 @@ class KubeRollouts:
 
     def create_service(self, manifest: dict[str, Any]) -> bool:
         ns, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
-        try:
-            self._core.create_namespaced_service(ns, manifest)
-        except ApiException as e:
-            if e.status == 409:
-                return False
-            raise _map(e, f"create Service {ns}/{name}") from e
-        except _TRANSIENT as e:
-            raise _map(e, f"create Service {ns}/{name}") from e
-        return True
+        return unless_conflict(
+            f"create Service {ns}/{name}",
+            lambda: self._core.create_namespaced_service(ns, manifest),
+        )
 
     def delete_service(self, namespace: str, name: str) -> bool:
         done = self._call(
