@@ -538,15 +538,20 @@ class _Closing:
 
 
 def _worsen(artifact: Path) -> None:
-    """Make a trained model worse on purpose: negate its output layer, which swaps the two
-    classes' probabilities. The trainer's gate passed before this; only the canary can
-    catch it now."""
+    """Make a trained model worse on purpose: a constant predictor (the output layer's
+    weights zeroed, its bias pinned to the last class). The trainer's gate passed before
+    this; only the canary can catch it now, on its prediction-sanity and performance checks.
+    (Negating the layer was tried first: on drifted traffic the inverted model was only
+    ~0.03 worse than v1, itself poor there, which is within a tolerance and not a clear
+    rollback.)"""
     import torch
 
     path = artifact / "model.pt"
     state = torch.load(path, map_location="cpu", weights_only=True)
-    state["head.weight"] = -state["head.weight"]
-    state["head.bias"] = -state["head.bias"]
+    state["head.weight"] = torch.zeros_like(state["head.weight"])
+    bias = torch.zeros_like(state["head.bias"])
+    bias[-1] = 4.0
+    state["head.bias"] = bias
     torch.save(state, path)
 
 
