@@ -29,7 +29,8 @@ def demo(
     worse_model: bool = typer.Option(
         False,
         "--worse-model",
-        help="Corrupt the retrained model after its gate (inverted outputs): the canary must roll it back.",
+        help="Corrupt the retrained model after its gate (a constant predictor): the canary must "
+        "roll it back.",
     ),
     live: bool = typer.Option(True, help="Live terminal view (off: a progress line every 5s)."),
     keep: bool = typer.Option(
