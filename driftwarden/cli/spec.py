@@ -32,10 +32,10 @@ def infer(
     from driftwarden.spec import dump_spec
     from driftwarden.tables import read_table
 
+    if output is not None and output.exists() and not force:  # before any data is read
+        raise DriftwardenError(f"{output}: already exists (use --force to overwrite)")
     frame = read_table(data)
     if output is not None:
-        if output.exists() and not force:
-            raise DriftwardenError(f"{output}: already exists (use --force to overwrite)")
         ref_path = Path(os.path.relpath(data.resolve(), output.resolve().parent))
     else:
         ref_path = data
