@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import urllib3
 from kubernetes import client as k8s
@@ -88,6 +88,20 @@ def _map(e: Exception, what: str) -> ExternalError:
 
 
 _TRANSIENT = (urllib3.exceptions.HTTPError, OSError, TimeoutError)
+R = TypeVar("R")
+
+
+def kube_call(what: str, call: Callable[[], R], *, missing_ok: bool = False) -> R | None:
+    """One API call with its failures as RetryLater / GiveUp naming `what`; with
+    `missing_ok`, a 404 is None (the object does not exist)."""
+    try:
+        return call()
+    except ApiException as e:
+        if missing_ok and e.status == 404:
+            return None
+        raise _map(e, what) from e
+    except _TRANSIENT as e:
+        raise _map(e, what) from e
 
 
 def unless_conflict(what: str, call: Callable[[], object]) -> bool:
@@ -223,14 +237,11 @@ class KubeJobs:
         )
 
     def get_job(self, namespace: str, name: str) -> k8s.V1Job | None:
-        try:
-            return self._batch.read_namespaced_job(name, namespace)
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise _map(e, f"get Job {namespace}/{name}") from e
-        except _TRANSIENT as e:
-            raise _map(e, f"get Job {namespace}/{name}") from e
+        return kube_call(
+            f"get Job {namespace}/{name}",
+            lambda: self._batch.read_namespaced_job(name, namespace),
+            missing_ok=True,
+        )
 
     def annotate_job(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
         body = {"metadata": {"annotations": annotations}}
@@ -292,14 +303,11 @@ class KubeJobs:
     # --- Deployments and Events -------------------------------------------------------------
 
     def get_deployment(self, namespace: str, name: str) -> k8s.V1Deployment | None:
-        try:
-            return self._apps.read_namespaced_deployment(name, namespace)
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise _map(e, f"get Deployment {namespace}/{name}") from e
-        except _TRANSIENT as e:
-            raise _map(e, f"get Deployment {namespace}/{name}") from e
+        return kube_call(
+            f"get Deployment {namespace}/{name}",
+            lambda: self._apps.read_namespaced_deployment(name, namespace),
+            missing_ok=True,
+        )
 
     def emit_event(
         self,

@@ -12,9 +12,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
 
-from retrain_trigger.kube import _TRANSIENT, KubeJobs, _map, unless_conflict
+from retrain_trigger.kube import KubeJobs, kube_call, unless_conflict
 
 __all__ = ["GATEWAY_GROUP", "GATEWAY_VERSION", "KubeRollouts"]
 
@@ -36,14 +35,7 @@ class KubeRollouts:
         self._custom = k8s.CustomObjectsApi(api)
 
     def _call(self, what: str, fn: Callable[[], R], *, missing_ok: bool = False) -> R | None:
-        try:
-            return fn()
-        except ApiException as e:
-            if missing_ok and e.status == 404:
-                return None
-            raise _map(e, what) from e
-        except _TRANSIENT as e:
-            raise _map(e, what) from e
+        return kube_call(what, fn, missing_ok=missing_ok)
 
     def _dict(self, obj: Any) -> dict[str, Any] | None:
         if obj is None:
