@@ -83,13 +83,24 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFra
 
     p, suffix = _checked(path)
     try:
-        frame = pd.read_parquet(p) if suffix in PARQUET_SUFFIXES else pd.read_csv(p)
+        frame = _parquet_frame(p) if suffix in PARQUET_SUFFIXES else pd.read_csv(p)
     except Exception as e:  # pyarrow and pandas raise many unrelated types for a bad file
         raise _unreadable(p, suffix, e) from e
     if columns is not None:
         _check_columns(p, list(frame.columns), columns)
         frame = frame[columns]
     return frame
+
+
+def _parquet_frame(p: Path) -> pd.DataFrame:
+    """`pd.read_parquet` without its Python file handle: pandas hands pyarrow an open Python
+    file, and when the interpreter exits an arrow worker thread may drop the last reference to
+    it, need the GIL that is gone, and abort the process ("terminate called without an active
+    exception") after the command's output is written. pyarrow opening the path itself holds
+    no Python object."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(str(p)).to_pandas()
 
 
 def read_columns(path: str | Path, columns: list[str] | None = None) -> Columns:

@@ -20,6 +20,7 @@ from driftwarden.kafka import Topics, producer_config
 from driftwarden.schema import FeedbackEvent, PredictionEvent, encode_event
 from driftwarden.services import KafkaBroker
 from driftwarden.spec import parse_spec
+from driftwarden.tables import read_table
 from retrain_trigger.dataset import ExportSettings, export_dataset
 from retrain_trigger.train.trainer import resolve_label_column
 from tests.kits.trainer import credit_frame, spec_document, write_spec
@@ -116,7 +117,7 @@ def test_cli_export_joins_like_the_detectors(
     assert run.returncode == 0, run.stderr
     assert "12 rows (12 labelled) from 18 predictions" in run.stderr, run.stderr
     assert "1 labels after the TTL" in run.stderr and "1 invalid records" in run.stderr
-    frame = pd.read_parquet(out)
+    frame = read_table(out)
     assert list(frame.columns) == [
         "id",
         "ts",
@@ -210,7 +211,7 @@ def test_the_trainer_exports_a_kafka_data_source_first(
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     exported = out.parent / "v9.data.parquet"
     assert f"exported rows=13 labelled=13 path={exported}" in done.stdout, done.stderr
-    frame = pd.read_parquet(exported)
+    frame = read_table(exported)
     # the spec's label TTL (longer than the CLI test's 60 s) also joins p10's late label
     assert sorted(frame["id"]) == sorted(f"p{i}" for i in [*range(11), 15, 16])
     # it then trained on that file: a finished run (passed or gated), never a user error

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from driftwarden import __version__
+from driftwarden.tables import read_table
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -68,7 +69,7 @@ def test_infer_writes_a_spec_that_validates(tmp_path: Path, data: Path) -> None:
 
 def test_infer_from_csv_to_stdout(tmp_path: Path, data: Path) -> None:
     csv = tmp_path / "ref.csv"
-    pd.read_parquet(data).to_csv(csv, index=False)
+    read_table(data).to_csv(csv, index=False)
     result = run("spec", "infer", str(csv))
     assert result.returncode == 0
     assert yaml.safe_load(result.stdout)["model"] == "ref"
