@@ -33,7 +33,7 @@ class PasswordWatch:
     can call `set_sasl_credentials` instead of restarting. Checks at most every
     `interval_s` seconds (a `stat`), by modification time and size."""
 
-    def __init__(self, security: KafkaSecurity, interval_s: float = 5.0) -> None:
+    def __init__(self, security: KafkaSecurity, interval_s: float = 1.0) -> None:
         self.security = security
         self.interval_s = interval_s
         self._next = 0.0

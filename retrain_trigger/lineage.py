@@ -35,7 +35,7 @@ from driftwarden.kafka import (
     consumer_config,
     producer_config,
 )
-from driftwarden.kafka_access import check_access
+from driftwarden.kafka_access import PasswordWatch, check_access
 from driftwarden.schema import EventError, LineageEvent, decode_lineage, encode_lineage
 
 __all__ = ["LineageLog", "lineage_topic", "step"]
@@ -80,6 +80,8 @@ class LineageLog:
         self._lock = threading.Lock()
         self._overrides = dict(producer_overrides or {})
         self.failed = 0
+        sasl = security is not None and security.sasl
+        self._password_watch = PasswordWatch(security) if sasl else None
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -111,7 +113,16 @@ class LineageLog:
                     self.bootstrap, security=self.security, **{"linger.ms": 2, **self._overrides}
                 )
                 self._producer = Producer(config)
+            else:
+                self._follow_password()
             return self._producer
+
+    def _follow_password(self) -> None:
+        """A rotated password file reaches the long-lived producer (next authentication)."""
+        rotated = self._password_watch.changed(time.monotonic()) if self._password_watch else None
+        if rotated is not None and self._producer is not None:
+            self._producer.set_sasl_credentials(*rotated)
+            log.info("kafka password file changed: new SASL credentials in use")
 
     def _delivered(self, err: KafkaError | None, msg: Any) -> None:
         if err is not None:

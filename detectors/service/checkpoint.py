@@ -333,5 +333,9 @@ class KafkaCheckpoints:
         )
         return int(hi)
 
+    def set_sasl_credentials(self, username: str, password: str) -> None:
+        """A rotated password, used at the next (re)authentication of the reader."""
+        self._consumer.set_sasl_credentials(username, password)
+
     def close(self) -> None:
         self._consumer.close()

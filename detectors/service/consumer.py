@@ -73,7 +73,7 @@ from driftwarden.kafka import (
     explain_access,
     producer_config,
 )
-from driftwarden.kafka_access import check_access
+from driftwarden.kafka_access import PasswordWatch, check_access
 
 __all__ = ["DetectorService"]
 
@@ -125,6 +125,10 @@ class DetectorService:
         self._consumer: Any = None
         self._producer: Any = None
         self._checkpoints: KafkaCheckpoints | None = None
+        security = settings.kafka_security
+        self._password_watch = (
+            PasswordWatch(security) if security is not None and security.sasl else None
+        )
         # why the service stops (shown by /healthz); the loop raises it at the iteration's end
         self._failure: GiveUp | None = None
         topics = settings.topics
@@ -254,6 +258,17 @@ class DetectorService:
             on_lost=self._on_lost,
         )
 
+    def _follow_password(self, now: float) -> None:
+        """A rotated password file (a Secret) goes to every long-lived client, used at their
+        next (re)authentication: no restart (docs/security.md)."""
+        rotated = self._password_watch.changed(now) if self._password_watch else None
+        if rotated is None:
+            return
+        for client in (self._consumer, self._producer, self._checkpoints):
+            if client is not None:
+                client.set_sasl_credentials(*rotated)
+        _log.info("kafka password file changed: new SASL credentials in use")
+
     def _rejoin(self) -> None:
         """Close the consumer without committing and subscribe afresh (same static member
         id, so the group hands the same partitions back at once)."""
@@ -340,6 +355,7 @@ class DetectorService:
                 )
             if reload_due.due(now):
                 self._reload_specs()
+            self._follow_password(now)
             self._heartbeat = now
             self._raise_failure()
 

@@ -11,9 +11,10 @@ component needs CREATE. The rest of the suite keeps its PLAINTEXT `kafka` broker
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,14 +96,18 @@ class SecureKafka:
         return KafkaSecurity(**values)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="session")
-def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
-    """One broker with PLAINTEXT (operator) and SASL_SSL (components) listeners, SCRAM and
+@contextlib.contextmanager
+def started_secure_kafka(
+    directory: Path, extra_properties: Mapping[str, str | int] | None = None
+) -> Iterator[SecureKafka]:
+    """A broker with PLAINTEXT (operator) and SASL_SSL (components) listeners, SCRAM and
     PLAIN, StandardAuthorizer ACLs. A failed start fails the test with the broker's log."""
-    directory = tmp_path_factory.mktemp("secure-kafka")
     plain_password = secrets.token_urlsafe(18)
     broker = KafkaBroker(
-        directory / "broker", sasl_ssl=True, plain_users={"plain-user": plain_password}
+        directory / "broker",
+        sasl_ssl=True,
+        plain_users={"plain-user": plain_password},
+        extra_properties=extra_properties,
     )
     try:
         kit = SecureKafka(_start("kafka", broker), directory / "secrets")
@@ -111,3 +116,10 @@ def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKaf
         yield kit
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
+    """One secure broker for every security test of the session."""
+    with started_secure_kafka(tmp_path_factory.mktemp("secure-kafka")) as kit:
+        yield kit
