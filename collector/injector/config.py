@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from collector.injector.kafka_secrets import SidecarKafkaSecurity
 from driftwarden import __version__
 from driftwarden.config import parse_model, read_yaml
 from driftwarden.errors import DriftwardenError
@@ -114,6 +115,10 @@ class InjectorConfig(BaseModel):
     )
     extra_env: dict[str, str] = Field(
         default_factory=dict, description="more environment for the sidecar (e.g. OTEL_*)"
+    )
+    kafka_security: SidecarKafkaSecurity = Field(
+        default_factory=SidecarKafkaSecurity,
+        description="TLS / SASL to Kafka: Secrets of the pod's namespace, mounted as files",
     )
 
     @field_validator(

@@ -349,6 +349,8 @@ def _sidecar(
     if s.spec_configmap:
         env.append({"name": "DRIFTWARDEN_SPEC", "value": f"{SPEC_MOUNT}/{SPEC_KEY}"})
         mounts.append({"name": config.spec_volume, "mountPath": SPEC_MOUNT, "readOnly": True})
+    env.extend(config.kafka_security.env())
+    mounts.extend(config.kafka_security.mounts())
     env.extend({"name": k, "value": v} for k, v in sorted(config.extra_env.items()))
     resources: dict[str, Any] = {
         "requests": {"cpu": config.cpu_request, "memory": config.memory_request},
@@ -415,7 +417,7 @@ def _check_names(
     if port.name and names.count(port.name) > 1:
         taken.append(port.name)
     volume_names = {v.get("name") for v in volumes if isinstance(v, dict)}
-    wanted_volumes = [config.spool_volume]
+    wanted_volumes = [config.spool_volume, *config.kafka_security.volume_names()]
     if settings.spec_configmap:
         wanted_volumes.append(config.spec_volume)
     taken += [n for n in wanted_volumes if n in volume_names]
@@ -491,6 +493,7 @@ def _build(pod: Mapping[str, Any], config: InjectorConfig, namespace_opt_in: boo
         *volumes,
         {"name": config.spool_volume, "emptyDir": {"sizeLimit": config.spool_size_limit}},
     ]
+    new_volumes.extend(config.kafka_security.volumes())
     if settings.spec_configmap:
         new_volumes.append(
             {

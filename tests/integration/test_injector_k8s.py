@@ -245,6 +245,48 @@ def test_namespace_opt_in(k8s: Any, injector: tuple[str, bytes]) -> None:
         assert _sidecar(_create(core, ns, labelled)) is None
 
 
+def test_kafka_security_secrets_are_mounted_into_the_sidecar(k8s: Any, tmp_path: Path) -> None:
+    """`kafka_security` in `--config`: the API server stores the sidecar with the Secret
+    volumes (whole Secrets, read-only) and the DRIFTWARDEN_KAFKA_* file paths."""
+    config = tmp_path / "injector.yaml"
+    config.write_text(
+        "kafka_security:\n"
+        "  protocol: SASL_SSL\n"
+        "  username: collector\n"
+        "  password_secret: dw-kafka-collector\n"
+        "  ca_secret: kafka-cluster-ca-cert\n"
+    )
+    tag = secrets.token_hex(3)
+    ns = k8s.namespace("inj-kafka", labels={TEST_LABEL: tag})
+    with (
+        injector_process(tmp_path, "--config", str(config)) as (url, ca, _),
+        webhook_config(k8s, url, ca, tag),
+        k8s.api_client() as api,
+    ):
+        core = k8s_client.CoreV1Api(api)
+        _wait_until_active(k8s, core, ns)
+        _create(core, ns, _pod_body("secure", {"driftwarden.io/inject": "true"}))
+        stored = json.loads(core.read_namespaced_pod("secure", ns, _preload_content=False).data)
+    side = _sidecar(stored)
+    assert side is not None
+    env = {e["name"]: e.get("value") for e in side["env"]}
+    assert env["DRIFTWARDEN_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert env["DRIFTWARDEN_KAFKA_USERNAME"] == "collector"
+    assert env["DRIFTWARDEN_KAFKA_PASSWORD_FILE"] == "/etc/driftwarden/kafka/sasl/password"
+    assert env["DRIFTWARDEN_KAFKA_CA_FILE"] == "/etc/driftwarden/kafka/ca/ca.crt"
+    volumes = {v["name"]: v for v in stored["spec"]["volumes"]}
+    assert volumes["driftwarden-kafka-sasl"]["secret"]["secretName"] == "dw-kafka-collector"
+    assert volumes["driftwarden-kafka-ca"]["secret"]["secretName"] == "kafka-cluster-ca-cert"
+    mounts = {m["name"]: m for m in side["volumeMounts"]}
+    assert mounts["driftwarden-kafka-sasl"] == {
+        "name": "driftwarden-kafka-sasl",
+        "mountPath": "/etc/driftwarden/kafka/sasl",
+        "readOnly": True,
+    }
+    model = stored["spec"]["containers"][0]
+    assert not any(m["name"].startswith("driftwarden-kafka") for m in model.get("volumeMounts", []))
+
+
 def test_pods_are_admitted_with_the_injector_stopped_and_reported(k8s: Any, tmp_path: Path) -> None:
     tag = secrets.token_hex(3)
     ns = k8s.namespace("inj-down", labels={TEST_LABEL: tag})

@@ -186,7 +186,7 @@ def test_injector_has_no_rbac_unless_the_reconciler_is_on() -> None:
             {"kafka": {"security": {"protocol": "SASL_PLAINTEXT", "saslMechanism": "PLAIN"}}},
             "/kafka/security/saslMechanism",
         ),
-        ({"kafka": {"security": {"users": {"collector": {}}}}}, "collector"),
+        ({"kafka": {"security": {"users": {"dataset": {}}}}}, "dataset"),
     ],
 )
 def test_schema_rejects_bad_values_naming_them(values: dict[str, Any], named: str) -> None:
@@ -368,7 +368,11 @@ def test_strimzi_users_carry_each_components_least_acls() -> None:
         "driftwarden-kafka-detectors",
         "driftwarden-kafka-trigger",
         "driftwarden-kafka-canary",
+        "driftwarden-kafka-collector",  # the injected sidecars' principal
     }
+    assert users["driftwarden-kafka-collector"]["spec"]["authorization"]["acls"] == (
+        expected["collector"]
+    )
     for (kind, suffix), (name, _, _) in KAFKA_CLIENTS.items():
         if kind == "Job":
             continue  # topics: KafkaTopics in Strimzi mode, no hook Job
@@ -621,6 +625,13 @@ def test_injector_config_file_is_one_the_injector_loads(tmp_path: Path) -> None:
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["DRIFTWARDEN_CONFIG"] == "/etc/driftwarden/injector/injector.yaml"
     assert not [d for d in RENDERED["defaults"] if d["metadata"]["name"].endswith("-config")]
+    # kafka.security reaches the sidecars the injector makes (Secrets of the model's namespace)
+    sidecar = config.kafka_security.security()
+    assert (sidecar.protocol, sidecar.username) == ("SASL_SSL", "driftwarden")
+    assert sidecar.password_file == Path("/etc/driftwarden/kafka/sasl/password")
+    assert sidecar.ca_file == Path("/etc/driftwarden/kafka/ca/ca.crt")
+    volumes = {v["name"]: v["secret"]["secretName"] for v in config.kafka_security.volumes()}
+    assert volumes == {"driftwarden-kafka-ca": "kafka-ca", "driftwarden-kafka-sasl": "kafka-user"}
 
 
 #: Names a Kubernetes service link can give (<SVC>_SERVICE_HOST, <SVC>_SERVICE_PORT[_<name>],
