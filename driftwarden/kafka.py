@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Final
 
 from driftwarden.errors import ConfigError, DriftwardenError
-from driftwarden.flags import Flag, settings_from_args
+from driftwarden.flags import Flag, flag_default, settings_from_args
 
 DEFAULT_TOPIC_PREFIX = "driftwarden"
 
@@ -278,6 +278,18 @@ KAFKA_SECURITY_FLAGS: tuple[Flag, ...] = (
         "Check the broker certificate's host name (TLS).",
     ),
 )
+
+
+def security_environment(security: KafkaSecurity) -> dict[str, str]:
+    """The DRIFTWARDEN_KAFKA_* variables that `security_from_args` reads back into
+    `security`: file paths, never a secret's content; empty for the defaults (PLAINTEXT)."""
+    out: dict[str, str] = {}
+    for f in KAFKA_SECURITY_FLAGS:
+        value = getattr(security, f.field)
+        if value is None or value == flag_default(KafkaSecurity, f.field):
+            continue
+        out[f.envvar] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return out
 
 
 def split_security_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:

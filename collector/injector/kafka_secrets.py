@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from driftwarden.kafka import KafkaSecurity, KafkaSecurityError
+from driftwarden.kafka import KafkaSecurity, KafkaSecurityError, security_environment
 
 __all__ = ["MOUNT", "SidecarKafkaSecurity"]
 
@@ -140,19 +140,5 @@ class SidecarKafkaSecurity(BaseModel):
 
     def env(self) -> list[dict[str, str]]:
         """DRIFTWARDEN_KAFKA_* variables (file paths, never a secret's value)."""
-        s = self.security()
-        if s.protocol == "PLAINTEXT":
-            return []
-        values: dict[str, object] = {"SECURITY_PROTOCOL": s.protocol}
-        if s.tls:
-            values["VERIFY_HOSTNAME"] = "true" if s.verify_hostname else "false"
-            values.update(CA_FILE=s.ca_file, CERT_FILE=s.cert_file, KEY_FILE=s.key_file)
-        if s.sasl:
-            values.update(
-                SASL_MECHANISM=s.sasl_mechanism, USERNAME=s.username, PASSWORD_FILE=s.password_file
-            )
-        return [
-            {"name": f"DRIFTWARDEN_KAFKA_{k}", "value": str(v)}
-            for k, v in values.items()
-            if v is not None
-        ]
+        variables = security_environment(self.security())
+        return [{"name": k, "value": v} for k, v in variables.items()]

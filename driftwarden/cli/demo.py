@@ -43,6 +43,12 @@ def demo(
     report: Path = typer.Option(
         Path("out/demo-report.html"), help="The self-contained HTML report written at the end."
     ),
+    secure_kafka: bool = typer.Option(
+        False,
+        "--secure-kafka",
+        help="Kafka over SASL_SSL (its own CA), one SCRAM user per component with only its "
+        "least ACLs (docs/security.md), as in production.",
+    ),
 ) -> None:
     """Drift → alert → retraining → canary → promotion, with real processes on 127.0.0.1.
 
@@ -70,6 +76,7 @@ def demo(
         workdir=workdir,
         cache_dir=cache_dir,
         report=report,
+        secure_kafka=secure_kafka,
     )
 
     def say(message: str) -> None:

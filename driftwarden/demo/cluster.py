@@ -223,6 +223,7 @@ class LocalCluster:
         *,
         namespace: str = "default",
         bootstrap: str = "",
+        kafka_env: dict[str, str] | None = None,
         spec_path: Path | None = None,
         targets_dir: Path | None = None,
         after_training: Callable[[Path], None] | None = None,
@@ -233,6 +234,7 @@ class LocalCluster:
         self.split = split
         self.namespace = namespace
         self.bootstrap = bootstrap
+        self.kafka_env = dict(kafka_env or {})  # `dataset export`'s DRIFTWARDEN_KAFKA_*
         self.spec_path = spec_path
         self.targets_dir = targets_dir or workdir / "targets"
         self.targets_dir.mkdir(parents=True, exist_ok=True)
@@ -583,7 +585,8 @@ class LocalCluster:
         ]
         if self.spec_path is not None:
             export += ["--spec", str(self.spec_path)]
-        code = self._exec(job["metadata"]["name"], export, dict(os.environ), log_path, 300)
+        env = {**os.environ, **self.kafka_env}
+        code = self._exec(job["metadata"]["name"], export, env, log_path, 300)
         if code != 0:
             raise RuntimeError(f"dataset export exited with {code}: {_last_line(log_path)}")
         return [*argv[:i], str(out), *argv[i + 1 :]]

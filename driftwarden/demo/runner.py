@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import shutil
 import sys
@@ -37,12 +38,11 @@ from driftwarden.demo.cluster import (
     TrafficSplit,
 )
 from driftwarden.demo.data import MODEL, VERSION, spec_document
+from driftwarden.demo.kafka import DemoKafka, start_kafka
 from driftwarden.demo.traffic import TrafficPlan, TrafficStats, run_traffic
 from driftwarden.demo.view import Snapshot, snapshot_from_prometheus
 from driftwarden.errors import DriftwardenError
-from driftwarden.kafka import Topics
 from driftwarden.services.alertmanager import AlertmanagerServer
-from driftwarden.services.kafka import KafkaBroker
 from driftwarden.services.ports import free_port, port_is_open
 from driftwarden.services.process import ManagedProcess
 from driftwarden.services.prometheus import PrometheusServer, render_prometheus_config
@@ -55,6 +55,7 @@ class DemoError(DriftwardenError):
 
 
 NAMESPACE = "default"
+DETECTORS_GROUP = "driftwarden-demo"
 CANARY = f"{MODEL}-canary"
 
 
@@ -126,6 +127,7 @@ class DemoOptions:
     workdir: Path | None = None
     cache_dir: Path = DEFAULT_CACHE
     report: Path | None = None  # the HTML report (default: out/demo-report.html)
+    secure_kafka: bool = False  # SASL_SSL broker, one SCRAM user with least ACLs per component
 
     @property
     def timings(self) -> Profile:
@@ -268,8 +270,11 @@ def policy_document(p: Profile, *, spec: Path, output: Path, seed: int) -> dict[
     }
 
 
-def stable_deployment(artifact: Path, spec: Path, bootstrap: str) -> dict[str, Any]:
-    """The model's Deployment: the model server and the collector sidecar in one pod."""
+def stable_deployment(
+    artifact: Path, spec: Path, bootstrap: str, kafka_env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The model's Deployment: the model server and the collector sidecar in one pod
+    (`kafka_env`: the collector's DRIFTWARDEN_KAFKA_* variables)."""
     version_env = {
         "name": "DRIFTWARDEN_MODEL_VERSION",
         "valueFrom": {
@@ -314,7 +319,10 @@ def stable_deployment(artifact: Path, spec: Path, bootstrap: str) -> dict[str, A
                                 *("--bootstrap", bootstrap, "--payload-format", "kserve-v1"),
                                 *("--spec", str(spec), "--spool-dir", "$(POD_DIR)/spool"),
                             ],
-                            "env": [version_env],
+                            "env": [
+                                version_env,
+                                *({"name": k, "value": v} for k, v in (kafka_env or {}).items()),
+                            ],
                         },
                     ]
                 },
@@ -359,19 +367,17 @@ class Demo:
             yaml.safe_dump(spec_document(str(b.reference), p.window_rows, p.window_s))
         )
 
-        kafka = KafkaBroker(w / "kafka")
-        self._servers.append(kafka)
-        kafka.start()
-        self.say(f"Kafka (KRaft) ready on {kafka.bootstrap}")
-        topics = Topics.with_prefix()
-        for topic in (topics.predictions, topics.feedback, topics.deadletter):
-            kafka.create_topic(topic, partitions=3)
+        broker, kafka = start_kafka(
+            w, secure=o.secure_kafka, detectors_group=DETECTORS_GROUP, say=self.say
+        )
+        self._servers.append(broker)
 
         self.cluster = LocalCluster(
             w,
             self.split,
             namespace=NAMESPACE,
             bootstrap=kafka.bootstrap,
+            kafka_env=kafka.env("dataset"),
             spec_path=spec_path,
             after_training=_worsen if o.worse_model else None,
             say=self.say,
@@ -383,7 +389,7 @@ class Demo:
         token = w / "trigger-token"
         token.write_text(secrets.token_urlsafe(24))
         token.chmod(0o600)
-        self._start_trigger(policies, token, kafka.bootstrap)
+        self._start_trigger(policies, token, kafka)
 
         am = AlertmanagerServer(
             w / "alertmanager", config_yaml=alertmanager_config(self.trigger.url, token)
@@ -420,17 +426,20 @@ class Demo:
         self.prometheus.start()
         self.say(f"Prometheus ready on {self.prometheus.url} ({len(rules)} rule files)")
 
-        self.cluster.add_deployment(stable_deployment(b.artifact, spec_path, kafka.bootstrap))
+        self.cluster.add_deployment(
+            stable_deployment(b.artifact, spec_path, kafka.bootstrap, kafka.env("collector"))
+        )
         self._spawn(
             "detectors",
             [
                 *(sys.executable, "-m", "driftwarden", "detectors", "run"),
                 *("--specs", str(w / "specs"), "--bootstrap", kafka.bootstrap),
-                *("--metrics-port", str(self.ports["detectors"]), "--group-id", "driftwarden-demo"),
+                *("--metrics-port", str(self.ports["detectors"]), "--group-id", DETECTORS_GROUP),
             ],
             self.ports["detectors"],
+            env=kafka.env("detectors"),
         )
-        self._start_canary_controller(policies, kafka.bootstrap)
+        self._start_canary_controller(policies, kafka)
         deadline = time.monotonic() + 120
         while MODEL not in self.split.endpoints():
             if self.cluster.failures:
@@ -440,7 +449,7 @@ class Demo:
             time.sleep(0.2)
         self.say(f"all components up in {time.monotonic() - t0:.1f}s; work folder {w}")
 
-    def _start_trigger(self, policies: Path, token: Path, bootstrap: str) -> None:
+    def _start_trigger(self, policies: Path, token: Path, kafka: DemoKafka) -> None:
         from retrain_trigger.runner import TriggerService, TriggerSettings
 
         assert self.cluster is not None
@@ -450,12 +459,13 @@ class Demo:
             namespaces=(NAMESPACE,),
             host="127.0.0.1",
             port=0,
-            bootstrap=bootstrap,
+            bootstrap=kafka.bootstrap,
+            kafka_security=kafka.security("trigger"),
         )
         self.trigger = TriggerService(settings, jobs=LocalJobs(self.cluster)).start()
         self.say(f"retrain trigger listening on {self.trigger.url} (jobs run locally)")
 
-    def _start_canary_controller(self, policies: Path, bootstrap: str) -> None:
+    def _start_canary_controller(self, policies: Path, kafka: DemoKafka) -> None:
         from retrain_trigger.canary.controller import Controller
         from retrain_trigger.canary.prometheus import Analyzer, PrometheusClient
         from retrain_trigger.lineage import LineageLog, lineage_topic
@@ -463,7 +473,7 @@ class Demo:
 
         assert self.cluster is not None and self.prometheus is not None
         registry = CollectorRegistry()
-        lineage = LineageLog(bootstrap, lineage_topic())
+        lineage = LineageLog(kafka.bootstrap, lineage_topic(), security=kafka.security("canary"))
         self._servers.append(_Closing(lineage))
         rollouts = LocalRollouts(self.cluster)
         self.controller = Controller(
@@ -484,8 +494,16 @@ class Demo:
         self._threads.append(t)
         self.say("canary controller running (router: the traffic split)")
 
-    def _spawn(self, name: str, argv: list[str], port: int, timeout: float = 90.0) -> None:
-        proc = ManagedProcess(name, argv, self.workdir / "logs" / f"{name}.log")
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        timeout: float = 90.0,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        log = self.workdir / "logs" / f"{name}.log"
+        proc = ManagedProcess(name, argv, log, env={**os.environ, **env} if env else None)
         proc.start()
         self._servers.append(proc)
         proc.wait_ready(lambda: port_is_open("127.0.0.1", port), timeout, f"port {port}")

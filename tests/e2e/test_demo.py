@@ -73,7 +73,10 @@ def _common_milestones(output: str) -> str:
 
 
 def test_demo_retrains_and_promotes_a_better_model(tmp_path: Path) -> None:
-    output, workdir, report = _run_demo(tmp_path)
+    """Over SASL_SSL with one SCRAM user per component holding only its least ACLs
+    (`--secure-kafka`): the loop closing proves each principal is enough for its part."""
+    output, workdir, report = _run_demo(tmp_path, "--secure-kafka")
+    assert "SASL_SSL, SCRAM-SHA-512, 5 users with their least ACLs" in output
     new = _common_milestones(output)
     assert f"canary {new} step 2/2: 100% of traffic" in output
     assert f"rollout of {new} promoted" in output and "CanaryPromoted" in output
@@ -86,6 +89,10 @@ def test_demo_retrains_and_promotes_a_better_model(tmp_path: Path) -> None:
     html = report.read_text()
     assert html.count("<svg") == 3 and "rollout_finished" in html and "job_finished" in html
     assert _alive(workdir) == []
+    passwords = [p.read_text().strip() for p in (workdir / "kafka-secrets").glob("*.password")]
+    logs = "".join(p.read_text(errors="replace") for p in (workdir / "logs").rglob("*.log"))
+    assert len(passwords) == 5
+    assert not [p for p in passwords if p in output or p in logs or p in html]
 
 
 def test_demo_rolls_back_a_model_made_worse_on_purpose(tmp_path: Path) -> None:

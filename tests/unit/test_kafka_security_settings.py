@@ -22,6 +22,7 @@ from driftwarden.kafka import (
     explain_access,
     producer_config,
     redacted,
+    security_environment,
     security_from_args,
     split_security_args,
 )
@@ -373,3 +374,22 @@ def test_sdk_client_with_an_unreadable_password_file_fails_at_once(
             bootstrap="127.0.0.1:1",
             kafka_security=_sasl(files, password_file=tmp_path / "missing"),
         )
+
+
+def test_security_environment_reads_back_into_the_same_settings(
+    files: dict[str, Path],
+) -> None:
+    cases = [
+        KafkaSecurity(),
+        _sasl(files),
+        _sasl(files, sasl_mechanism="SCRAM-SHA-256", verify_hostname=False),
+        _sasl(files, cert_file=files["cert"], key_file=files["key"]),
+        KafkaSecurity(protocol="SSL", ca_file=files["ca"]),
+    ]
+    for security in cases:
+        env = security_environment(security)
+        assert all(k.startswith("DRIFTWARDEN_KAFKA_") for k in env)
+        assert security_from_args([], env)[0] == security
+        assert "s3cret-pass" not in "".join(env.values())  # paths, never the password
+    assert security_environment(KafkaSecurity()) == {}
+    assert security_environment(cases[2])["DRIFTWARDEN_KAFKA_VERIFY_HOSTNAME"] == "false"
