@@ -370,8 +370,9 @@ def test_strimzi_users_carry_each_components_least_acls() -> None:
         "driftwarden-kafka-canary",
         "driftwarden-kafka-collector",  # the injected sidecars' principal
     }
-    assert users["driftwarden-kafka-collector"]["spec"]["authorization"]["acls"] == (
-        expected["collector"]
+    assert (
+        users["driftwarden-kafka-collector"]["spec"]["authorization"]["acls"]
+        == (expected["collector"])
     )
     for (kind, suffix), (name, _, _) in KAFKA_CLIENTS.items():
         if kind == "Job":
