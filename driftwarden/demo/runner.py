@@ -315,7 +315,8 @@ def stable_deployment(
                             "command": [sys.executable, "-m", "driftwarden", "collector", "run"],
                             "args": [
                                 *("--model", MODEL, "--model-port", "$(MODEL_PORT)"),
-                                *("--port", "$(PROXY_PORT)", "--admin-port", "$(ADMIN_PORT)"),
+                                *("--host", "127.0.0.1", "--port", "$(PROXY_PORT)"),
+                                *("--admin-port", "$(ADMIN_PORT)"),
                                 *("--bootstrap", bootstrap, "--payload-format", "kserve-v1"),
                                 *("--spec", str(spec), "--spool-dir", "$(POD_DIR)/spool"),
                             ],
