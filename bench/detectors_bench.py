@@ -14,9 +14,16 @@ last window's metrics are published (evaluated and readable on /metrics; its tra
 commits with the next checkpoint).
 
 Reported: events/s (wall clock, one core), events per CPU-second of the service process
-(all its threads), per-window statistics time, and the process's peak RSS (VmHWM).
-`--profile FILE` records the service with py-spy (collapsed stacks) when it is installed. Prints a table
-and writes bench/results/detectors.json. Target (issue 6): >= 50,000 events/s per core.
+(all its threads), per-window statistics time, and the process's peak RSS (VmHWM). Where
+the CPU went, over the measurement: per thread group (the service loop, librdkafka's
+threads, the rest) from /proc, and the service loop per stage (consume, records, decode,
+columns, windows, statistics, results, checkpoint, feedback, other) from thread CPU clocks
+around the stages' methods (`StageTimers`, exclusive of nested stages), in microseconds
+per event. `--profile FILE` also records the worker with py-spy (collapsed stacks, Python
+frames; `--profile-native` adds native ones) and folds the loop's samples into the same
+stages by line (`bench/profile_breakdown.py`, which also re-folds a saved file). Prints a
+table and writes bench/results/detectors.json. Target (issue 6): >= 50,000 events/s per
+core; issue 19: >= 120,000 events per CPU-second.
 """
 
 from __future__ import annotations
@@ -54,6 +61,31 @@ def _rss_mib(field: str = "VmRSS") -> float:
 
 def _cpus() -> set[int]:
     return set(os.sched_getaffinity(0))
+
+
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds of this process's threads so far, by group: the service loop (thread
+    "detectors"), librdkafka's threads ("rdk:*"), and the rest (the bench's own threads,
+    the metrics server)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out = {"service loop": 0.0, "kafka client threads": 0.0, "other threads": 0.0}
+    with contextlib.suppress(OSError):
+        for task in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{task}/schedstat") as f:
+                    ns = int(f.read().split()[0])
+                with open(f"/proc/self/task/{task}/comm") as f:
+                    comm = f.read().strip()
+            except OSError:  # the thread ended
+                continue
+            if names.get(int(task)) == "detectors":
+                group = "service loop"
+            elif comm.startswith("rdk:"):
+                group = "kafka client threads"
+            else:
+                group = "other threads"
+            out[group] += ns / 1e9
+    return out
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -127,6 +159,87 @@ def events(n: int) -> list[bytes]:
 
 # --- the measured process -----------------------------------------------------------------
 
+#: Stages of the service loop timed by `StageTimers`: (stage, module, class, method).
+#: Time is exclusive: a stage called inside another (columns inside decode) is its own.
+STAGES: list[tuple[str, str, str, str]] = [
+    ("consume", "confluent_kafka", "Consumer", "consume"),  # a subclass, see install()
+    ("records", "detectors.service.consumer", "DetectorService", "_handle"),
+    ("decode", "detectors.service.columns", "ModelCodec", "decode"),
+    ("columns", "detectors.service.columns", "ModelCodec", "_columns"),
+    ("windows", "detectors.service.windows", "VersionWindow", "feed"),
+    ("windows", "detectors.service.windows", "VersionWindow", "tick"),
+    ("windows", "detectors.service.windows", "EventClock", "advance"),
+    ("windows", "detectors.service.labels", "LabelJoin", "add"),
+    ("windows", "detectors.service.labels", "LabelJoin", "expire"),
+    ("statistics", "detectors.service.state", "ShardState", "_evaluate"),
+    ("results", "detectors.service.consumer", "DetectorService", "_emit"),
+    ("checkpoint", "detectors.service.consumer", "DetectorService", "_commit_or_recover"),
+    ("feedback", "detectors.service.consumer", "DetectorService", "_feedback_round"),
+]
+
+
+class StageTimers:
+    """Thread CPU time (`time.thread_time`) per stage of the service loop, exclusive of
+    nested stages. Wraps the methods of `STAGES` in place; costs two clock reads per call
+    (a few calls per batch of 1000 records)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {s: 0.0 for s, *_ in STAGES}
+        self._stack: list[str] = []
+        self._last = 0.0
+        self.ident: int | None = None  # the service thread's
+
+    def install(self) -> None:
+        import importlib
+
+        from confluent_kafka import Consumer
+
+        import detectors.service.consumer as consumer_module
+
+        timers = self
+
+        class _TimedConsumer(Consumer):  # type: ignore[misc]
+            def consume(self, *a: Any, **k: Any) -> Any:
+                return super().consume(*a, **k)
+
+        consumer_module.Consumer = _TimedConsumer  # type: ignore[misc]
+        for stage, module, cls, name in STAGES:
+            owner = (
+                _TimedConsumer
+                if cls == "Consumer"
+                else getattr(importlib.import_module(module), cls)
+            )
+            original = getattr(owner, name)
+            setattr(owner, name, timers._wrap(stage, original))
+
+    def _wrap(self, stage: str, fn: Any) -> Any:
+        import functools
+
+        timers = self
+        clock = time.thread_time
+
+        @functools.wraps(fn)
+        def timed(*a: Any, **k: Any) -> Any:
+            if threading.get_ident() != timers.ident:  # only the service loop's thread
+                return fn(*a, **k)
+            stack = timers._stack
+            t = clock()
+            if stack:
+                timers.seconds[stack[-1]] += t - timers._last
+            stack.append(stage)
+            timers._last = t
+            try:
+                return fn(*a, **k)
+            finally:
+                t = clock()
+                timers.seconds[stack.pop()] += t - timers._last
+                timers._last = t
+
+        return timed
+
+    def snapshot(self) -> dict[str, float]:
+        return dict(self.seconds)
+
 
 def worker(args: argparse.Namespace) -> None:
     """Runs in the pinned subprocess: the service, timed; prints one JSON line."""
@@ -150,6 +263,8 @@ def worker(args: argparse.Namespace) -> None:
             eval_time[0] += time.perf_counter() - t
 
     StatsContext.evaluate_window = timed  # type: ignore[method-assign]
+    stages = StageTimers()
+    stages.install()
     settings = ServiceSettings(
         specs=Path(args.specs),
         bootstrap=args.bootstrap,
@@ -173,6 +288,7 @@ def worker(args: argparse.Namespace) -> None:
     threading.Thread(target=sample_rss, daemon=True).start()
     stop = threading.Event()
     service, thread = start_service(settings, stop, timeout=120)
+    stages.ident = thread.ident
 
     def processed() -> int:
         with service.lock:
@@ -182,11 +298,15 @@ def worker(args: argparse.Namespace) -> None:
     while processed() == 0 and time.monotonic() < deadline:
         time.sleep(0.002)
     t0, c0 = time.monotonic(), time.process_time()
+    threads0 = _thread_cpu()
+    stages0 = stages.snapshot()
     first = processed()
     rss_start = _rss_mib()
     while service.windows_closed < expected and time.monotonic() < deadline:
         time.sleep(0.005)
     t1, c1 = time.monotonic(), time.process_time()
+    threads1 = _thread_cpu()
+    stages1 = stages.snapshot()
     done = service.windows_closed
     stop.set()
     thread.join(60)
@@ -198,6 +318,7 @@ def worker(args: argparse.Namespace) -> None:
         json.dumps(
             {
                 "events": args.events,
+                "first_batch": first,
                 "window_rows": args.window,
                 "windows": done,
                 "windows_expected": expected,
@@ -212,6 +333,8 @@ def worker(args: argparse.Namespace) -> None:
                 "rss_peak_at_s": peak[1],
                 "measurement_from_s": t0 - began,
                 "rss_at_end_mib": _rss_mib(),
+                "thread_cpu_seconds": {k: threads1[k] - threads0[k] for k in threads1},
+                "stage_cpu_seconds": {k: stages1[k] - stages0[k] for k in stages1},
                 "cpus": sorted(os.sched_getaffinity(0)),
                 "errors": errors,
             }
@@ -270,20 +393,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "--timeout", str(args.timeout), "--cpu", str(args.cpu),
             ]  # fmt: skip
             if args.profile:
-                # py-spy samples the worker (all threads, native frames) into a flame file
+                # py-spy samples the worker's Python threads (with `--profile-native`, native
+                # frames too: slower to sample, and it has hung at the worker's exit here)
+                spy = Path(sys.executable).with_name("py-spy")
+                if not spy.exists():
+                    raise RuntimeError(f"--profile needs py-spy ({spy} is missing)")
                 cmd = [
-                    str(Path(sys.executable).with_name("py-spy")),
-                    "record",
-                    "--native",
-                    "-r",
-                    "250",
-                    "-f",
-                    "raw",
-                    "-o",
-                    args.profile,
-                    "--",
-                    *cmd,
-                ]
+                    str(spy), "record", "-r", str(args.profile_rate), "-f", "raw",
+                    "-o", args.profile, *(["--native"] if args.profile_native else []),
+                    "--", *cmd,
+                ]  # fmt: skip
             env = {**os.environ, "PYTHONPATH": str(REPO)}
             proc = subprocess.run(
                 cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=args.timeout + 180
@@ -292,10 +411,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             RESULTS.with_suffix(".log").write_text(proc.stderr)
             if proc.returncode != 0:
                 raise RuntimeError(f"benchmark worker failed:\n{proc.stderr[-3000:]}")
-            result = json.loads(proc.stdout.strip().splitlines()[-1])
+            # the worker's last line (py-spy writes its own lines after it)
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+            if not lines:
+                raise RuntimeError(f"benchmark worker printed no result:\n{proc.stdout[-3000:]}")
+            result = json.loads(lines[-1])
         finally:
             broker.stop()
     result["pinned"] = pin
+    if args.profile:
+        from bench.profile_breakdown import breakdown
+
+        n = result["events"] - result.get("first_batch", 0)
+        result["breakdown"] = breakdown(
+            args.profile, n, result["thread_cpu_seconds"]["service loop"]
+        )
     return result
 
 
@@ -310,6 +440,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cpu", type=int, default=0, help="the core the service is pinned to")
     p.add_argument(
         "--profile", help="record the service with py-spy into this file (collapsed stacks)"
+    )
+    p.add_argument("--profile-rate", type=int, default=250, help="py-spy samples per second")
+    p.add_argument(
+        "--profile-native", action="store_true", help="py-spy with native frames (slower)"
     )
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--bootstrap", help=argparse.SUPPRESS)
@@ -337,10 +471,27 @@ def main(argv: list[str] | None = None) -> None:
         ("peak RSS", f"{result['peak_rss_mib']:.0f} MiB"),
         ("service CPUs", ",".join(map(str, result["cpus"]))),
     ]
+    n = result["events"] - result.get("first_batch", 0)
+    threads = result.get("thread_cpu_seconds", {})
+    for k, sec in threads.items():
+        rows.append((f"  CPU: {k}", f"{sec / n * 1e6:.2f} us/event"))
+        if k == "service loop" and "stage_cpu_seconds" in result:
+            stages = dict(result["stage_cpu_seconds"])
+            stages["other"] = sec - sum(stages.values())
+            for stage, st in stages.items():
+                rows.append(
+                    (f"    {stage}", f"{st / n * 1e6:.2f} us/event  {100 * st / sec:4.1f} %")
+                )
     width = max(len(k) for k, _ in rows)
     print("detectors benchmark")
     for k, v in rows:
         print(f"  {k:<{width}}  {v}")
+    if "breakdown" in result:
+        from bench.profile_breakdown import format_breakdown
+
+        print("  service loop by stage (py-spy samples; us per event of the loop thread's CPU)")
+        for line in format_breakdown(result["breakdown"]):
+            print(f"    {line}")
     print(f"  written to {RESULTS.relative_to(REPO)}")
 
 
