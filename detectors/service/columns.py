@@ -27,7 +27,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import numpy as np
@@ -166,8 +166,11 @@ class Batch:
         )
 
 
-def _row_struct(model: str, numerical: Sequence[str], categorical: Sequence[str]) -> type:
-    """A Struct like PredictionEvent whose `features` is typed per feature of the spec."""
+def _row_struct(
+    model: str, numerical: Sequence[str], categorical: Sequence[str], *, only_model: bool = False
+) -> type:
+    """A Struct like PredictionEvent whose `features` is typed per feature of the spec; with
+    `only_model`, its `model` must be `model` (events of other models fail to decode)."""
     feature_fields = [(n, _NumericValue, None) for n in numerical]
     feature_fields += [(n, _CategoryValue, None) for n in categorical]
     features = msgspec.defstruct(
@@ -180,6 +183,8 @@ def _row_struct(model: str, numerical: Sequence[str], categorical: Sequence[str]
     fields: list[tuple[Any, ...]] = []
     for f in msgspec.structs.fields(PredictionEvent):
         ftype = features if f.name == "features" else f.type
+        if only_model and f.name == "model":
+            ftype = Literal[model]
         if f.default is not msgspec.NODEFAULT:
             fields.append((f.name, ftype, f.default))
         elif f.default_factory is not msgspec.NODEFAULT:
@@ -243,6 +248,10 @@ class ModelCodec:
         self.positive_label = spec.target.positive_label if spec.target is not None else 1
         self._decoder = msgspec.json.Decoder(
             _row_struct(spec.model, self.numerical, self.categorical)
+        )
+        # accepts a subset of what `_decoder` accepts: this model's events (see `decode`)
+        self._batch_decoder = msgspec.json.Decoder(
+            _row_struct(spec.model, self.numerical, self.categorical, only_model=True)
         )
         self._n_num = len(self.numerical)
 
@@ -313,33 +322,42 @@ class ModelCodec:
         Returns the batch of good rows, the invalid records, and (index, model) for valid
         events that name another model than this codec's (the caller routes them).
         """
-        decode = self._decoder.decode
         events: list[Any] = []  # decoded events of this batch (dropped when it returns)
-        index: list[int] = []
+        index: list[int] | None = None  # position of each event; None: events[k] is values[k]
         invalid: list[Invalid] = []
         foreign: list[tuple[int, str]] = []
         slow: dict[int, tuple[tuple[Any, ...], tuple[bool, ...]]] = {}  # position -> coerced
-        model = self.model
-        for i, value in enumerate(values):
-            try:
-                if len(value) > MAX_EVENT_BYTES:
-                    raise EventError(
-                        "oversize", f"event is {len(value)} bytes, the limit is {MAX_EVENT_BYTES}"
-                    )
-                r = decode(value)
-            except (msgspec.ValidationError, msgspec.DecodeError, EventError):
+        if values and max(map(len, values)) <= MAX_EVENT_BYTES:
+            # Runs of this model's well-formed events decode in one C-level loop
+            # (`list.extend` keeps what it appended before the decoder raised); a record the
+            # batch decoder rejects goes through `_decode_one`, the per-record path, which
+            # gives the same verdict as if no record had been batch-decoded.
+            it = iter(values)
+            decode = self._batch_decoder.decode
+            i = 0  # position of the next record
+            while True:
+                before = len(events)
                 try:
-                    r = decode_prediction(value)
-                except EventError as e:
-                    invalid.append(Invalid(i, e.reason, e.detail))
-                    continue
-                if r.model == model:
-                    slow[len(events)] = self._coerce(r.features)
-            if r.model != model:
-                foreign.append((i, r.model))
-                continue
-            events.append(r)
-            index.append(i)
+                    events.extend(map(decode, it))
+                    failed = False
+                except (msgspec.ValidationError, msgspec.DecodeError):
+                    failed = True
+                ok = len(events) - before
+                if index is not None:
+                    index.extend(range(i, i + ok))
+                i += ok
+                if not failed:
+                    break
+                if index is None:
+                    index = list(range(i))
+                self._decode_one(values[i], i, events, index, invalid, foreign, slow)
+                i += 1
+        else:
+            index = []
+            for i, value in enumerate(values):
+                self._decode_one(value, i, events, index, invalid, foreign, slow)
+        if index is None:
+            index = list(range(len(events)))
         # one pass per field: list comprehensions beat appends in the loop above
         astuple = msgspec.structs.astuple
         if slow:
@@ -356,6 +374,38 @@ class ModelCodec:
             invalid,
             foreign,
         )
+
+    def _decode_one(
+        self,
+        value: bytes,
+        i: int,
+        events: list[Any],
+        index: list[int],
+        invalid: list[Invalid],
+        foreign: list[tuple[int, str]],
+        slow: dict[int, tuple[tuple[Any, ...], tuple[bool, ...]]],
+    ) -> None:
+        """Decode record `i` on its own: the typed decoder, else the generic schema (an
+        invalid event, or one whose feature has the wrong JSON type: coerced into `slow`)."""
+        try:
+            if len(value) > MAX_EVENT_BYTES:
+                raise EventError(
+                    "oversize", f"event is {len(value)} bytes, the limit is {MAX_EVENT_BYTES}"
+                )
+            r = self._decoder.decode(value)
+        except (msgspec.ValidationError, msgspec.DecodeError, EventError):
+            try:
+                r = decode_prediction(value)
+            except EventError as e:
+                invalid.append(Invalid(i, e.reason, e.detail))
+                return
+            if r.model == self.model:
+                slow[len(events)] = self._coerce(r.features)
+        if r.model != self.model:
+            foreign.append((i, r.model))
+            return
+        events.append(r)
+        index.append(i)
 
     def _coerce(self, features: dict[str, Any]) -> tuple[tuple[Any, ...], tuple[bool, ...]]:
         """Feature values in layout order from a generic event; wrong types become None."""
@@ -388,7 +438,9 @@ class ModelCodec:
         if n:
             cols = list(zip(*rows, strict=True))
             for j in range(n_num):
-                num[j] = cols[j]
+                # None (missing) -> NaN, bool -> 0/1; fromiter skips the
+                # sequence-shape discovery of an assignment from a tuple
+                num[j] = np.fromiter(cols[j], dtype=np.float64, count=n)
             for j in range(n_cat):
                 cat[j] = self.vocabs[j].encode(cols[n_num + j])
         type_errors = None

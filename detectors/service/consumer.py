@@ -31,7 +31,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from confluent_kafka import OFFSET_STORED, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_STORED,
+    Consumer,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
@@ -64,7 +71,7 @@ from detectors.service.kafka_errors import (
 )
 from detectors.service.results import WindowResult, encode_result
 from detectors.service.settings import ServiceSettings
-from detectors.service.state import ConsumedRecord, DeadLetter, ShardState
+from detectors.service.state import ConsumedRecord, DeadLetter, RecordColumns, ShardState
 from driftwarden.errors import DriftwardenError, ExternalError, GiveUp, RetryLater, ServiceError
 from driftwarden.kafka import (
     AUTH_ERRORS,
@@ -364,6 +371,30 @@ class DetectorService:
             raise ServiceError(str(self._failure)) from self._failure
 
     def _handle(self, msgs: list[Any]) -> None:
+        by_tp = _one_partition(msgs)
+        if by_tp is None:
+            by_tp = self._by_partition(msgs)
+            if by_tp is None:
+                return
+        for (topic, p), recs in by_tp.items():
+            shard = self.shards.get(p)
+            if shard is None:
+                continue  # a partition revoked while its records were in flight
+            if topic == self._pred_topic:
+                if shard.pred_offset is not None:
+                    recs = recs.since(shard.pred_offset)
+                results, dead = shard.process_predictions(recs)
+                self._emit(results, dead)
+            elif topic == self._fb_topic:
+                floor = shard.fb_offset if shard.fb_offset is not None else -1
+                if shard.pending_feedback:
+                    floor = max(floor, shard.pending_feedback[-1].offset + 1)
+                shard.queue_feedback(recs.since(floor).records())
+                self._pace_feedback(p, shard)
+
+    def _by_partition(self, msgs: list[Any]) -> dict[tuple[str, int], RecordColumns] | None:
+        """The records of `msgs` by (topic, partition), message by message (errors
+        reported; None after one that stops the service)."""
         by_tp: dict[tuple[str, int], list[ConsumedRecord]] = {}
         for m in msgs:
             err = m.error()
@@ -371,7 +402,7 @@ class DetectorService:
                 failure = reported_error(err, "Kafka consumer")
                 if isinstance(failure, GiveUp):
                     self._failure = self._failure or failure
-                    return
+                    return None
                 if failure is not None:
                     _log.warning("%s", failure)
                 continue
@@ -379,21 +410,7 @@ class DetectorService:
             by_tp.setdefault((m.topic(), m.partition()), []).append(
                 ConsumedRecord(m.offset(), m.key(), m.value() or b"", ts[1] if ts[0] else 0)
             )
-        for (topic, p), recs in by_tp.items():
-            shard = self.shards.get(p)
-            if shard is None:
-                continue  # a partition revoked while its records were in flight
-            if topic == self._pred_topic:
-                if shard.pred_offset is not None:
-                    recs = [r for r in recs if r.offset >= shard.pred_offset]
-                results, dead = shard.process_predictions(recs)
-                self._emit(results, dead)
-            elif topic == self._fb_topic:
-                floor = shard.fb_offset if shard.fb_offset is not None else -1
-                if shard.pending_feedback:
-                    floor = max(floor, shard.pending_feedback[-1].offset + 1)
-                shard.queue_feedback([r for r in recs if r.offset >= floor])
-                self._pace_feedback(p, shard)
+        return {tp: RecordColumns.of(recs) for tp, recs in by_tp.items()}
 
     def _feedback_round(self) -> None:
         """Process waiting feedback: first what the predictions frontier allows; for the
@@ -743,6 +760,30 @@ class DetectorService:
                 "windows_committed": self.windows_committed,
             }
         return ok, detail
+
+
+_error = Message.error
+_topic = Message.topic
+_partition = Message.partition
+
+
+def _one_partition(msgs: list[Any]) -> dict[tuple[str, int], RecordColumns] | None:
+    """`msgs` as columns when they all come from one partition and none is an error (the
+    usual batch), one C-level pass per field; None otherwise (`_by_partition`)."""
+    n = len(msgs)
+    if not n or any(map(_error, msgs)):  # (a KafkaError is true; comparing it fails)
+        return None
+    topics = list(map(_topic, msgs))
+    parts = list(map(_partition, msgs))
+    if topics.count(topics[0]) != n or parts.count(parts[0]) != n:
+        return None
+    values = list(map(Message.value, msgs))
+    if not all(values):  # a tombstone (null value) is an empty, invalid event
+        values = [v or b"" for v in values]
+    stamps = [t if k else 0 for k, t in map(Message.timestamp, msgs)]
+    offsets = list(map(Message.offset, msgs))
+    keys = list(map(Message.key, msgs))
+    return {(topics[0], parts[0]): RecordColumns(offsets, keys, values, stamps)}
 
 
 def _tune_gc() -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "DeadLetter",
     "ModelContext",
     "ModelState",
+    "RecordColumns",
     "ShardState",
 ]
 
@@ -63,6 +64,55 @@ class ConsumedRecord(NamedTuple):
     key: bytes | None
     value: bytes
     timestamp_ms: int = 0
+
+
+class RecordColumns:
+    """Consecutive records of one partition as columns (one list per field): what the
+    consumer hands over without building a `ConsumedRecord` per record. Indexing gives a
+    `ConsumedRecord` (for the few that become dead letters)."""
+
+    __slots__ = ("keys", "offsets", "timestamps_ms", "values")
+
+    def __init__(
+        self,
+        offsets: list[int],
+        keys: list[bytes | None],
+        values: list[bytes],
+        timestamps_ms: list[int],
+    ) -> None:
+        self.offsets = offsets
+        self.keys = keys
+        self.values = values
+        self.timestamps_ms = timestamps_ms
+
+    @classmethod
+    def of(cls, records: Sequence[ConsumedRecord]) -> RecordColumns:
+        if not records:
+            return cls([], [], [], [])
+        offsets, keys, values, ts = (list(c) for c in zip(*records, strict=True))
+        return cls(offsets, keys, values, ts)
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, i: int) -> ConsumedRecord:
+        return ConsumedRecord(self.offsets[i], self.keys[i], self.values[i], self.timestamps_ms[i])
+
+    def records(self) -> list[ConsumedRecord]:
+        return list(map(ConsumedRecord, self.offsets, self.keys, self.values, self.timestamps_ms))
+
+    def since(self, offset: int) -> RecordColumns:
+        """The records at `offset` or later."""
+        offsets = self.offsets
+        if not offsets or offsets[0] >= offset:
+            return self
+        keep = [i for i, o in enumerate(offsets) if o >= offset]
+        return RecordColumns(
+            [offsets[i] for i in keep],
+            [self.keys[i] for i in keep],
+            [self.values[i] for i in keep],
+            [self.timestamps_ms[i] for i in keep],
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,9 +354,11 @@ class ShardState:
     # --- predictions -------------------------------------------------------------------
 
     def process_predictions(
-        self, records: Sequence[ConsumedRecord]
+        self, records: Sequence[ConsumedRecord] | RecordColumns
     ) -> tuple[list[WindowResult], list[DeadLetter]]:
         """Process consecutive records of the predictions partition."""
+        if not isinstance(records, RecordColumns):
+            records = RecordColumns.of(records)
         if not records:
             return [], []
         n = len(records)
@@ -321,8 +373,8 @@ class ShardState:
                 known[key] = model if model is not None and self.model_state(model) else None
             return known[key]
 
-        keys = [r.key for r in records]
-        values = [r.value for r in records]
+        keys = records.keys
+        values = records.values
         single = resolve(keys[0]) if len(set(keys)) == 1 else None
         if single is not None:  # the usual case: one model per partition
             groups[single] = list(range(n))
@@ -372,7 +424,7 @@ class ShardState:
                 ts_all[shard_pos] = batch.ts
                 decoded.append((state, batch, shard_pos))
         marks = self.clock.advance(ts_all)
-        offsets_all = np.array([r.offset for r in records], dtype=np.int64)
+        offsets_all = np.array(records.offsets, dtype=np.int64)
         results: list[WindowResult] = []
         fed: set[tuple[str, int]] = set()
         for state, batch, shard_pos in decoded:
@@ -397,14 +449,14 @@ class ShardState:
             if state.join is not None:
                 # memory reclamation only; whether a label joins is decided by event times
                 state.join.expire(self.clock.now - _EXPIRY_GRACE_S)
-        self.pred_offset = records[-1].offset + 1
-        self.frontier_ms = max(self.frontier_ms, *[r.timestamp_ms for r in records])
+        self.pred_offset = records.offsets[-1] + 1
+        self.frontier_ms = max(self.frontier_ms, max(records.timestamps_ms))
         self.dirty = True
         return results, dead
 
     def _route_unkeyed(
         self,
-        records: Sequence[ConsumedRecord],
+        records: RecordColumns,
         pos: int,
         groups: dict[str, list[int]],
         dead: list[DeadLetter],

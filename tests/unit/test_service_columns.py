@@ -193,3 +193,38 @@ def test_columns_match_the_events(features: list[dict[str, object]]) -> None:
             assert batch.cat[0, i] == MISSING
         else:
             assert codec.vocabs[0].values[batch.cat[0, i]] == c
+
+
+_MIXED = [
+    _event(0),
+    b"{nope",
+    _event(2, model="other"),
+    _event(3, features={"x": "oops", "y": 2, "c": 3}),
+    _event(4, extra=1),
+    _event(5, meta={"pad": "x" * 300_000}),
+    _event(6, features={"x": None, "y": True, "c": False}),
+    _event(7, version="v2"),
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(range(len(_MIXED))), max_size=12))
+def test_a_batch_decodes_as_its_records_one_by_one(picks: list[int]) -> None:
+    """Runs of good events are decoded in one call; a bad record in between (invalid, of
+    another model, a wrong feature type, oversize) gets the verdict it gets on its own, and
+    every row keeps its position."""
+    values = [_MIXED[k] for k in picks]
+    batch, invalid, foreign = ModelCodec(_spec()).decode(values)
+    single = ModelCodec(_spec())
+    rows, bad, other = [], [], []
+    for i, v in enumerate(values):
+        b, inv, fo = single.decode([v])
+        rows += [(i, b.num[:, k].tolist(), int(b.cat[0, k])) for k in range(b.rows)]
+        bad += [(i, x.reason) for x in inv]
+        other += [(i, m) for _, m in fo]
+    assert [(x.index, x.reason) for x in invalid] == bad
+    assert foreign == other
+    assert batch.index.tolist() == [r[0] for r in rows]
+    np.testing.assert_array_equal(batch.num.T, np.array([r[1] for r in rows]).reshape(-1, 2))
+    assert batch.cat[0].tolist() == [r[2] for r in rows]
+    assert (batch.type_errors is not None) == any(values[i] is _MIXED[3] for i, *_ in rows)
