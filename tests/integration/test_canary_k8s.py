@@ -4,7 +4,8 @@ pods of both Deployments) and a real Prometheus scraping synthetic canary/stable
 The controller is killed at every point: each pass runs in a fresh controller (new client,
 new analyzer, nothing carried over in memory) that dies at a different one of its writes —
 before or after the write reaches the API server — and the next one resumes from the
-annotations on the stable Deployment.
+annotations on the stable Deployment. Every controller holds only the Helm chart's canary
+Role (a ServiceAccount token), so the rollouts also prove that Role is enough.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from retrain_trigger.canary.controller import Controller
 from retrain_trigger.canary.kube import KubeRollouts
 from retrain_trigger.canary.machine import Phase
 from retrain_trigger.canary.prometheus import Analyzer, PrometheusClient
-from retrain_trigger.kube import api_client
 from retrain_trigger.lineage import LineageLog, lineage_topic
 from retrain_trigger.policy import RetrainPolicy
 from tests.kits.canary import BAD, GOOD, SyntheticExporter
@@ -180,8 +180,37 @@ def world(k8s, prometheus_factory) -> Iterator[dict[str, Any]]:
         exporter.close()
 
 
+def chart_role_token(k8s, ns: str) -> str:
+    """A ServiceAccount token holding exactly the Helm chart's canary Role in `ns`: a verb
+    the controller needs and the chart does not grant fails the rollout with 403."""
+    from tests.kits.chart import by_kind, render
+
+    docs = render({"trigger": {"namespaces": [ns]}})
+    (role,) = [
+        d
+        for d in by_kind(docs, "Role")
+        if d["metadata"]["name"].endswith("-canary") and d["metadata"]["namespace"] == ns
+    ]
+    name = "chart-canary"
+    with admin(k8s) as api:
+        rbac = k8s_client.RbacAuthorizationV1Api(api)
+        rbac.create_namespaced_role(ns, {"metadata": {"name": name}, "rules": role["rules"]})
+        rbac.create_namespaced_role_binding(
+            ns,
+            {
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}],
+            },
+        )
+    return k8s.service_account_token(ns, name)
+
+
 def controller(k8s, world, p: RetrainPolicy, lineage, die_at=None, after=False):
-    kube = KubeRollouts(api_client(k8s.kubeconfig), [world["ns"]])
+    """A fresh controller (new client) with the chart's canary Role, as installed."""
+    token = world.get("token") or chart_role_token(k8s, world["ns"])
+    world["token"] = token
+    kube = KubeRollouts(k8s.api_client_for_token(token), [world["ns"]])
     dying = DyingKube(kube, die_at, after)
     registry = CollectorRegistry()
     c = Controller(
