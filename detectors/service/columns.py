@@ -356,8 +356,6 @@ class ModelCodec:
             index = []
             for i, value in enumerate(values):
                 self._decode_one(value, i, events, index, invalid, foreign, slow)
-        if index is None:
-            index = list(range(len(events)))
         # one pass per field: list comprehensions beat appends in the loop above
         astuple = msgspec.structs.astuple
         if slow:
@@ -422,7 +420,7 @@ class ModelCodec:
     def _columns(
         self,
         rows: list[tuple[Any, ...]],
-        index: list[int],
+        index: list[int] | None,
         versions: list[str],
         ts: list[float],
         preds: list[Any],
@@ -453,9 +451,12 @@ class ModelCodec:
         # versions: bounded vocabulary; rows of a version past the bound are invalid
         vocab = self.versions
         get = vocab._codes.get
-        vlist = [get(v, -2) for v in versions]
         over: list[int] = []
-        if -2 in vlist:
+        if n and versions.count(versions[0]) == n and get(versions[0], -2) >= 0:
+            vlist: Any = np.full(n, get(versions[0]), dtype=np.int32)  # one known version
+        else:
+            vlist = [get(v, -2) for v in versions]
+        if isinstance(vlist, list) and -2 in vlist:
             for k, v in enumerate(versions):
                 if vlist[k] != -2:
                     continue
@@ -467,7 +468,7 @@ class ModelCodec:
                     else:
                         code = vocab.code(v)
                 vlist[k] = code
-        vcodes = np.array(vlist, dtype=np.int32)
+        vcodes = np.asarray(vlist, dtype=np.int32)
         score = np.empty(n, dtype=np.float64)
         label = np.empty(n, dtype=np.int32)
         if self.prediction_type in ("probability", "regression"):
@@ -481,7 +482,7 @@ class ModelCodec:
             for k, p in enumerate(preds):
                 score[k], label[k] = self._reduce(p)
         batch = Batch(
-            index=np.array(index, dtype=np.int64),
+            index=np.arange(n, dtype=np.int64) if index is None else np.array(index, np.int64),
             version=vcodes,
             ts=np.array(ts, dtype=np.float64),
             num=num,
@@ -495,7 +496,7 @@ class ModelCodec:
             for k in over:
                 invalid.append(
                     Invalid(
-                        index[k],
+                        k if index is None else index[k],
                         "too_many_versions",
                         f"model {self.model!r} already tracks {self.max_versions} versions",
                     )
