@@ -76,6 +76,26 @@ def _shares(counts: dict[str, np.ndarray], n_rows: int) -> dict[str, Share]:
     return out
 
 
+def _count(mask: np.ndarray) -> Any:
+    """True values over axis 0: one count per column of an ``n x k`` block (a scalar for a
+    column). A block stored column by column (the transpose of a C-ordered ``k x n`` array,
+    which is how the detectors service holds a window) is counted one contiguous column at
+    a time: numpy's ``count_nonzero(axis=0)`` converts and sums the whole block instead."""
+    if mask.ndim == 2 and mask.shape[1] and mask.T.flags.c_contiguous:
+        return np.fromiter(
+            (np.count_nonzero(c) for c in mask.T), dtype=np.intp, count=mask.shape[1]
+        )
+    return np.count_nonzero(mask, axis=0)
+
+
+def _columnwise(x: np.ndarray, op: Any) -> np.ndarray:
+    """`op(x)` for an elementwise `op`, laid out like `x` when `x` is stored column by
+    column (so that `_count` takes its fast path)."""
+    if x.ndim == 2 and x.T.flags.c_contiguous:
+        return op(x.T).T
+    return op(x)
+
+
 def numerical_quality(
     values: Any,
     reference_min: float | Sequence[float] | np.ndarray,
@@ -99,22 +119,34 @@ def numerical_quality(
     for name, bound in (("reference_min", lo), ("reference_max", hi)):
         if bound.shape not in ((), bound_shape):
             raise ValueError(f"{name}: expected a scalar or shape {bound_shape}, got {bound.shape}")
-    bad = np.zeros(x.shape, dtype=bool)
+    bad = None
     if type_errors is not None:
         bad = np.asarray(type_errors, dtype=bool)
         if bad.shape != x.shape:
             raise ValueError(f"type_errors has shape {bad.shape}, values have {x.shape}")
-    nan = np.isnan(x)
+    nan = _columnwise(x, np.isnan)
     # Comparisons with NaN (missing values, unknown bounds) are False and raise no warning.
-    outside = (x < lo) | (x > hi)
-    return _shares(
-        {
-            "missing": np.count_nonzero(nan & ~bad, axis=0),
-            "out_of_range": np.count_nonzero(outside & ~bad, axis=0),
-            "type_error": np.count_nonzero(bad, axis=0),
-        },
-        x.shape[0],
-    )
+    if x.ndim == 2 and x.T.flags.c_contiguous:  # column by column: bounds per row of x.T
+        xt = x.T
+        lo_t = lo[:, None] if lo.ndim else lo
+        hi_t = hi[:, None] if hi.ndim else hi
+        outside = ((xt < lo_t) | (xt > hi_t)).T
+    else:
+        outside = (x < lo) | (x > hi)
+    if bad is None:
+        counts = {
+            "missing": _count(nan),
+            "out_of_range": _count(outside),
+            "type_error": np.zeros(x.shape[1:], dtype=np.intp),
+        }
+    else:
+        good = ~bad
+        counts = {
+            "missing": _count(nan & good),
+            "out_of_range": _count(outside & good),
+            "type_error": _count(bad),
+        }
+    return _shares(counts, x.shape[0])
 
 
 def categorical_quality(codes: Any, *, n_categories: int | None = None) -> dict[str, Share]:
@@ -134,9 +166,9 @@ def categorical_quality(codes: Any, *, n_categories: int | None = None) -> dict[
         raise ValueError(f"codes: {int(c.max())} is past the {n_categories} reference categories")
     return _shares(
         {
-            "missing": np.count_nonzero(c == MISSING, axis=0),
-            "unseen_category": np.count_nonzero(c == UNSEEN, axis=0),
-            "type_error": np.count_nonzero(c == TYPE_ERROR, axis=0),
+            "missing": _count(_columnwise(c, lambda t: t == MISSING)),
+            "unseen_category": _count(_columnwise(c, lambda t: t == UNSEEN)),
+            "type_error": _count(_columnwise(c, lambda t: t == TYPE_ERROR)),
         },
         c.shape[0],
     )

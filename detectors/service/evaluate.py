@@ -261,11 +261,11 @@ class StatsContext:
             for j, name in enumerate(self.numerical):
                 out[name] = {check: _none_if_nan(float(v[j])) for check, v in q.items()}
         if self.categorical:
-            codes = data.cat.T.copy()
-            n_ref = np.asarray(self.n_reference_categories, dtype=np.int32)
+            codes = data.cat.copy()  # (features, rows): passed transposed, column by column
             if self.profile is not None:
-                codes[codes >= n_ref] = UNSEEN
-            q = categorical_quality(codes)
+                n_ref = np.asarray(self.n_reference_categories, dtype=np.int32)
+                codes[codes >= n_ref[:, None]] = UNSEEN
+            q = categorical_quality(codes.T)
             for j, name in enumerate(self.categorical):
                 out[name] = {check: _none_if_nan(float(v[j])) for check, v in q.items()}
         return out
