@@ -41,6 +41,8 @@ __all__ = [
     "DriftConfigError",
     "DriftDetector",
     "column_drift",
+    "column_drifts",
+    "combine_drifts",
     "compute_drift",
     "dataset_drift",
     "default_test_name",
@@ -439,6 +441,24 @@ def dataset_drift(
     Evidently's rules; text and unknown columns are skipped (reported in `skipped`).
     """
     config = config or DriftConfig()
+    results, skipped = column_drifts(
+        reference, current, config, column_types=column_types, columns=columns, workers=workers
+    )
+    return combine_drifts(results, skipped, config)
+
+
+def column_drifts(
+    reference: ReferenceProfile,
+    current: Mapping[str, ColumnProfile],
+    config: DriftConfig,
+    *,
+    column_types: Mapping[str, str] | None = None,
+    columns: Sequence[str] | None = None,
+    workers: int = 1,
+) -> tuple[list[ColumnDrift], dict[str, str]]:
+    """The per-column half of `dataset_drift`: (results before the dataset-level false
+    discovery rate, skipped columns). Columns may come in groups: `combine_drifts` of all
+    the groups' results is `dataset_drift` of all the columns."""
     column_types = column_types or {}
     names = list(columns) if columns is not None else list(current)
     todo: list[tuple[str, str]] = []
@@ -463,7 +483,15 @@ def dataset_drift(
         todo,
         workers,
     )
-    results = _apply_fdr(results, config)
+    return list(results), skipped
+
+
+def combine_drifts(
+    results: Sequence[ColumnDrift], skipped: Mapping[str, str], config: DriftConfig
+) -> DatasetDrift:
+    """The dataset's verdict from every column's: false discovery rate across all of them
+    (when configured), drift share, dataset drift."""
+    results = _apply_fdr(list(results), config)
     tested = [r for r in results if r.tested]
     share = sum(r.drift_detected for r in tested) / len(tested) if tested else 0.0
     return DatasetDrift(
@@ -471,7 +499,7 @@ def dataset_drift(
         drift_share=share,
         dataset_drift=bool(tested) and share >= config.drift_share,
         share_threshold=config.drift_share,
-        skipped=skipped,
+        skipped=dict(skipped),
         extras=config.extras,
     )
 
