@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["make_frames"]
+__all__ = ["make_frames", "make_wide_frames"]
 
 _LEVELS_10 = np.array([f"L{i}" for i in range(10)])
 _LEVELS_50 = np.array([f"city_{i:02d}" for i in range(50)])
@@ -65,3 +65,19 @@ def make_frames(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (reference, current) with `n` rows each; the current frame has drift."""
     rng = np.random.default_rng(seed)
     return _frame(n, rng, drifted=False), _frame(n, rng, drifted=True)
+
+
+def make_wide_frames(n: int, n_columns: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(reference, current), `n` rows and `n_columns` feature columns each: blocks of the
+    25 feature columns above (no prediction or target), every fourth block drifted."""
+    rng = np.random.default_rng(seed)
+    refs, curs = [], []
+    for b in range(-(-n_columns // 25)):
+        ref = _frame(n, rng, drifted=False).drop(columns=["prediction", "target"])
+        cur = _frame(n, rng, drifted=b % 4 == 0).drop(columns=["prediction", "target"])
+        names = [f"b{b:03d}_{c}" for c in ref.columns]
+        ref.columns = cur.columns = names
+        refs.append(ref)
+        curs.append(cur)
+    ref, cur = pd.concat(refs, axis=1), pd.concat(curs, axis=1)
+    return ref.iloc[:, :n_columns], cur.iloc[:, :n_columns]

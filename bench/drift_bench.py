@@ -232,15 +232,61 @@ def _compare(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _child_prepare(n: int, ref: str, cur: str, profile: str) -> dict[str, Any]:
-    from bench.datasets import make_frames
+def _child_prepare(n: int, ref: str, cur: str, profile: str | None, wide: int) -> dict[str, Any]:
+    from bench.datasets import make_frames, make_wide_frames
     from detectors.profile import ReferenceProfile
 
-    ref_frame, cur_frame = make_frames(n)
-    ref_frame.to_parquet(ref)
-    cur_frame.to_parquet(cur)
-    ReferenceProfile.from_frame(ref_frame).save(profile)
+    ref_frame, cur_frame = make_wide_frames(n, wide) if wide else make_frames(n)
+    ref_frame.to_parquet(ref, index=False)
+    cur_frame.to_parquet(cur, index=False)
+    if profile:
+        ReferenceProfile.from_frame(ref_frame).save(profile)
     return {}
+
+
+def measure_wide(
+    n: int, n_columns: int, workdir: Path, repeat: int, evidently: bool
+) -> dict[str, Any]:
+    """Wide data: the whole `driftwarden drift` process (which reads and tests the columns
+    in groups, so its memory does not grow with the number of columns) against Evidently's
+    whole process, same files, same run."""
+    ref, cur = workdir / f"wide_ref_{n}.parquet", workdir / f"wide_cur_{n}.parquet"
+    sizes = ["--rows", str(n), "--wide", str(n_columns)]
+    _run_child(["--one", "prepare", *sizes, "--ref", str(ref), "--cur", str(cur)])
+    row: dict[str, Any] = {"rows": n, "columns": n_columns}
+    row["cli"] = _run_cli(ref, cur, workdir / f"wide_out_{n}.json", repeat)
+    if evidently:
+        row["evidently"] = _run_child(["--one", "evidently", "--ref", str(ref), "--cur", str(cur)])
+        row["check_cli"] = _compare(row["cli"], row["evidently"])
+    for key in ("cli", "evidently"):
+        if key in row:
+            row[key].pop("columns", None)
+    return row
+
+
+def _fmt_wide(r: dict[str, Any], machine: str) -> str:
+    cli, ev = r["cli"], r.get("evidently")
+    head = (
+        f"Wide data, whole processes measured from outside in the same run on {machine}: "
+        f"{r['rows']:,} rows x {r['columns']:,} columns per side.\n\n"
+        "| | wall | CPU | peak RSS | verdicts |\n|---|---:|---:|---:|:---|\n"
+        f"| driftwarden drift (best of repeats) | {cli['wall_s']:.1f} s | {cli['cpu_s']:.1f} s "
+        f"| {cli['peak_mib']:,.0f} MiB | |\n"
+    )
+    if ev is None:
+        return head + "| Evidently | skipped | | | |"
+    p, check = ev["process"], r["check_cli"]
+    verdict = (
+        f"identical (max rel score diff {check['max_rel_score_diff']:.1e})"
+        if check["identical_verdicts"]
+        else f"DIFFER: {check['differing_columns'][:5]}"
+    )
+    return head + (
+        f"| Evidently DataDriftPreset script | {p['wall_s']:.1f} s | {p['cpu_s']:.1f} s "
+        f"| {p['peak_mib']:,.0f} MiB | {verdict} |\n"
+        f"| ratio | {p['wall_s'] / cli['wall_s']:.0f}x | {p['cpu_s'] / cli['cpu_s']:.0f}x "
+        f"| {p['peak_mib'] / cli['peak_mib']:.1f}x lower | |"
+    )
 
 
 def measure(n: int, workdir: Path, repeat: int, evidently: bool, workers: int) -> dict[str, Any]:
@@ -358,6 +404,27 @@ def _fmt_table(rows: list[dict[str, Any]], workers: int) -> str:
     return "\n".join(lines)
 
 
+def _machine(load_before: tuple[float, float, float]) -> str:
+    load_after = os.getloadavg()
+    return (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
+        f"load average {load_before[0]:.1f} before / {load_after[0]:.1f} after"
+    )
+
+
+def _main_wide(args: argparse.Namespace) -> None:
+    load_before = os.getloadavg()
+    out = []
+    with tempfile.TemporaryDirectory(prefix="drift-bench-wide-") as tmp:
+        for n in args.sizes:
+            print(f"measuring {n:,} rows x {args.wide:,} columns ...", file=sys.stderr, flush=True)
+            row = measure_wide(n, args.wide, Path(tmp), args.repeat, not args.no_evidently)
+            out.append(row)
+            print(_fmt_wide(row, _machine(load_before)), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES))
@@ -375,6 +442,12 @@ def main(argv: list[str] | None = None) -> None:
         help="run Evidently only up to this many rows per side (it takes minutes at 1M)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument(
+        "--wide",
+        type=int,
+        metavar="COLUMNS",
+        help="instead: wide data, --sizes rows (e.g. 100000) x COLUMNS (e.g. 1000) per side",
+    )
     # internal: one measurement in this (fresh) process
     parser.add_argument(
         "--one", choices=["prepare", "evidently", "build", "loaded"], help=argparse.SUPPRESS
@@ -386,7 +459,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     if args.one == "prepare":
-        print(json.dumps(_child_prepare(args.rows, args.ref, args.cur, args.profile)))
+        print(json.dumps(_child_prepare(args.rows, args.ref, args.cur, args.profile, args.wide)))
         return
     if args.one == "evidently":
         print(json.dumps(_child_evidently(args.ref, args.cur)))
@@ -401,6 +474,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from driftwarden.cli.drift import default_workers
 
+    if args.wide:
+        _main_wide(args)
+        return
     workers = args.workers or default_workers()
     load_before = os.getloadavg()
     rows = []

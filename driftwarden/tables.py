@@ -21,7 +21,14 @@ from driftwarden.errors import DataFileError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CSV_SUFFIXES", "PARQUET_SUFFIXES", "Columns", "read_columns", "read_table"]
+__all__ = [
+    "CSV_SUFFIXES",
+    "PARQUET_SUFFIXES",
+    "Columns",
+    "parquet_layout",
+    "read_columns",
+    "read_table",
+]
 
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 CSV_SUFFIXES = {".csv"}
@@ -149,9 +156,27 @@ def _pandas_extension(numpy_type: Any) -> bool:
     return False
 
 
-def _read_parquet(p: Path, columns: list[str] | None) -> Columns | None:
-    # ParquetFile, not pq.read_table: the latter goes through pyarrow.dataset, which
-    # imports pandas. Memory-mapped: pages are decoded straight from the page cache.
+def parquet_layout(path: str | Path) -> tuple[list[str], int] | None:
+    """(column names, rows) of a parquet file whose columns `read_columns` reads one by one
+    with pyarrow, from its footer alone; None for a CSV file or one that needs pandas (a
+    caller then reads the whole file at once). Failures as in `read_columns`."""
+    p, suffix = _checked(path)
+    if suffix not in PARQUET_SUFFIXES:
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        plan = _parquet_plan(p, None)
+        rows = pq.ParquetFile(p, memory_map=True).metadata.num_rows if plan else 0
+    except DataFileError:
+        raise
+    except Exception as e:  # pyarrow raises several unrelated types for a bad file
+        raise _unreadable(p, suffix, e) from e
+    return (plan[0], rows) if plan is not None else None
+
+
+def _parquet_plan(p: Path, columns: list[str] | None) -> tuple[list[str], frozenset[str]] | None:
+    """(the columns to read, the text ones among them), or None when pandas must read it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -177,6 +202,18 @@ def _read_parquet(p: Path, columns: list[str] | None) -> Columns | None:
         if pa.types.is_string(schema.field(n).type)
         or pa.types.is_large_string(schema.field(n).type)
     )
+    return names, text
+
+
+def _read_parquet(p: Path, columns: list[str] | None) -> Columns | None:
+    # ParquetFile, not pq.read_table: the latter goes through pyarrow.dataset, which
+    # imports pandas. Memory-mapped: pages are decoded straight from the page cache.
+    import pyarrow.parquet as pq
+
+    plan = _parquet_plan(p, columns)
+    if plan is None:
+        return None
+    names, text = plan
     with pq.ParquetFile(p, memory_map=True, read_dictionary=sorted(text)) as parquet:
         table = parquet.read(columns=names, use_threads=True)
     return Columns(((name, table.column(name)) for name in names), text=text)
