@@ -25,6 +25,7 @@ __all__ = [
     "CSV_SUFFIXES",
     "PARQUET_SUFFIXES",
     "Columns",
+    "check_columns",
     "parquet_layout",
     "read_columns",
     "read_table",
@@ -75,7 +76,8 @@ def _unreadable(p: Path, suffix: str, e: Exception) -> DataFileError:
     return DataFileError(f"{p}: cannot read as {suffix[1:]}: {detail}")
 
 
-def _check_columns(p: Path, present: list[str], columns: list[str] | None) -> list[str]:
+def check_columns(p: Path, present: list[str], columns: list[str] | None) -> list[str]:
+    """`columns` (all of `present` when None); a `DataFileError` naming the missing ones."""
     if columns is None:
         return present
     missing = [c for c in columns if c not in present]
@@ -94,7 +96,7 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFra
     except Exception as e:  # pyarrow and pandas raise many unrelated types for a bad file
         raise _unreadable(p, suffix, e) from e
     if columns is not None:
-        _check_columns(p, list(frame.columns), columns)
+        check_columns(p, list(frame.columns), columns)
         frame = frame[columns]
     return frame
 
@@ -186,7 +188,7 @@ def _parquet_plan(p: Path, columns: list[str] | None) -> tuple[list[str], frozen
     present = [name for name in schema.names if name not in index]
     if len(set(present)) != len(present):
         return None
-    names = _check_columns(p, present, columns)
+    names = check_columns(p, present, columns)
     if any(not _plain_type(schema.field(n).type) for n in names):
         return None
     extension = {
@@ -238,7 +240,7 @@ def _read_csv(p: Path, columns: list[str] | None) -> Columns | None:
 
     if columns is not None:
         header = pacsv.open_csv(p).schema.names  # reads the first block only
-        _check_columns(p, header, columns)
+        check_columns(p, header, columns)
     table = read([])
     names = table.column_names
     if len(set(names)) != len(names):

@@ -92,6 +92,7 @@ def drift(
 
     workers = workers or default_workers()
     config, columns, column_types = DriftConfig(), None, None
+    spec: ModelSpec | None = None
     if spec_path is not None:
         from driftwarden.spec import load_spec
 
@@ -109,7 +110,9 @@ def drift(
         ):  # the HTML report and a saved profile need every column's profile at the end
             groups = column_groups(reference, current, columns)
         if groups is not None:
-            result = drift_in_groups(reference, current, groups, spec_path, column_types, workers)
+            result = drift_in_groups(
+                reference, current, groups, spec, config, column_types, workers
+            )
         else:
             if reference.suffix.lower() == PROFILE_SUFFIX:
                 if not reference.is_file():
@@ -117,7 +120,7 @@ def drift(
                 ref_profile = ReferenceProfile.load(reference)
             else:
                 ref_profile = profile_file(reference, columns, workers, reference=True)
-            if spec_path is not None and spec.drift.thresholds == "calibrated":
+            if spec is not None and spec.drift.thresholds == "calibrated":
                 from detectors.spec_options import drift_config  # thresholds from the reference
 
                 config = drift_config(spec, ref_profile, column_types=column_types, workers=workers)
@@ -162,71 +165,61 @@ def drift(
 
 def column_groups(
     reference: Path, current: Path, columns: list[str] | None
-) -> list[list[str]] | None:
-    """The current file's columns (or `columns`) in groups that fit `GROUP_BYTES`, or None
-    to read everything at once (a CSV file, one pandas must read, or one that fits)."""
-    from driftwarden.tables import parquet_layout
+) -> list[tuple[list[str], list[str]]] | None:
+    """The current file's columns (or `columns`) in groups that fit `GROUP_BYTES`, each with
+    those of them the reference has; None to read everything at once (a CSV file, one
+    pandas must read, or one that fits)."""
+    from driftwarden.tables import check_columns, parquet_layout
 
     ref, cur = parquet_layout(reference), parquet_layout(current)
     if ref is None or cur is None:
         return None
     (ref_names, ref_rows), (cur_names, cur_rows) = ref, cur
-    if columns is not None:  # the errors of reading them all at once, in the same order
-        for path, present in ((reference, ref_names), (current, cur_names)):
-            missing = [c for c in columns if c not in present]
-            if missing:
-                raise DataFileError(f"{path}: missing column(s) {', '.join(map(repr, missing))}")
-    names = list(columns) if columns is not None else cur_names
+    # the errors of reading them all at once, in the same order
+    check_columns(reference, ref_names, columns)
+    names = check_columns(current, cur_names, columns)
     size = max(1, GROUP_BYTES // (BYTES_PER_VALUE * max(1, ref_rows + cur_rows)))
     if size >= len(names):
         return None
-    return [names[i : i + size] for i in range(0, len(names), size)]
+    in_reference = set(ref_names)
+    return [
+        (group, [c for c in group if c in in_reference])
+        for group in (names[i : i + size] for i in range(0, len(names), size))
+    ]
 
 
 def drift_in_groups(
     reference: Path,
     current: Path,
-    groups: list[list[str]],
-    spec_path: Path | None,
+    groups: list[tuple[list[str], list[str]]],
+    spec: ModelSpec | None,
+    config: DriftConfig,
     column_types: dict[str, str] | None,
     workers: int,
 ) -> DatasetDrift:
     """`drift_of_profiles` of every column, reading and testing one group of columns at a
     time: each column's result is the same (calibration is seeded per column, the budget
     per spec), the false discovery rate and the dataset verdict span all the columns."""
-    from detectors.drift import DriftConfig, column_drifts, combine_drifts
-    from detectors.profile import ProfileError
-    from driftwarden.tables import parquet_layout
+    from detectors.drift import column_drifts, combine_drifts
 
-    spec = None
-    if spec_path is not None:
-        from detectors.spec_options import drift_config
-        from driftwarden.spec import load_spec
-
-        spec = load_spec(spec_path)
-    base = drift_config(spec) if spec is not None else DriftConfig()
-    layout = parquet_layout(reference)
-    in_reference = set(layout[0]) if layout is not None else set()
     results: list[ColumnDrift] = []
     not_profiled: dict[str, str] = {}  # the current data's datetime columns
     not_tested: dict[str, str] = {}
-    for group in groups:
-        ref_profile = profile_file(
-            reference, [c for c in group if c in in_reference], workers, reference=True
-        )
-        config = base
+    for group, in_reference in groups:
+        ref_profile = profile_file(reference, in_reference, workers, reference=True)
+        group_config = config
         if spec is not None and spec.drift.thresholds == "calibrated":
+            from detectors.spec_options import drift_config  # thresholds from the reference
+
             types = {c: column_types[c] for c in group} if column_types else None
-            config = drift_config(spec, ref_profile, column_types=types, workers=workers)
+            group_config = drift_config(spec, ref_profile, column_types=types, workers=workers)
         cur_profile = profile_file(current, group, workers, reference=False)
         if spec is not None:
-            for name in group:
-                if name in cur_profile.skipped:
-                    raise ProfileError(f"column {name!r}: datetime columns are not drift-tested")
+            _refuse_skipped(group, cur_profile)
         part, why = column_drifts(
             ref_profile,
             cur_profile.columns,
-            config,
+            group_config,
             column_types=column_types,
             columns=[c for c in group if c not in cur_profile.skipped],
             workers=workers,
@@ -234,7 +227,16 @@ def drift_in_groups(
         results.extend(part)
         not_profiled.update(cur_profile.skipped)
         not_tested.update(why)
-    return combine_drifts(results, {**not_profiled, **not_tested}, base)
+    return combine_drifts(results, {**not_profiled, **not_tested}, config)
+
+
+def _refuse_skipped(columns: list[str], current: ReferenceProfile) -> None:
+    """A column the spec names must be testable."""
+    from detectors.profile import ProfileError
+
+    for name in columns:
+        if name in current.skipped:
+            raise ProfileError(f"column {name!r}: datetime columns are not drift-tested")
 
 
 def profile_file(
@@ -262,12 +264,9 @@ def drift_of_profiles(
     """What `DriftDetector` gives for one window holding all of `current`: the same
     summaries (`detectors.profile.summarize`), the same tests, the same skipped columns."""
     from detectors.drift import DatasetDrift, dataset_drift
-    from detectors.profile import ProfileError
 
     if columns is not None:
-        for name in columns:
-            if name in current.skipped:  # a column the spec names must be testable
-                raise ProfileError(f"column {name!r}: datetime columns are not drift-tested")
+        _refuse_skipped(columns, current)
     result = dataset_drift(
         reference,
         current.columns,
