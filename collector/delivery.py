@@ -158,9 +158,7 @@ class Delivery:
         self.bootstrap = bootstrap
         self.security = security
         #: Rotated SASL password: handed to the running producer (no restart).
-        self._password_watch = (
-            PasswordWatch(security) if security is not None and security.sasl else None
-        )
+        self._password_watch = PasswordWatch.of(security)
         #: Access errors already logged (each is one line, once, not a retry loop).
         self.access_errors: dict[str, str] = {}
         self.stats = stats or CollectorStats()
@@ -410,15 +408,12 @@ class Delivery:
         self._p.poll(0 if self._queue else s.poll_interval_s)
         if self._fatal is not None:
             self._recreate_producer()
-        if self._password_watch is not None:
-            rotated = self._password_watch.changed(self._clock())
-            if rotated is not None:
-                self._p.set_sasl_credentials(*rotated)
-                self.access_errors.clear()
-                # "every broker down" came from the refused credentials: let the next
-                # replay probe reach Kafka instead of being taken back at once
-                self.policy.brokers_down = False
-                _log.info("kafka password file changed: new SASL credentials in use")
+        watch = self._password_watch
+        if watch is not None and watch.rotate(self._clock(), (self._p,)):
+            self.access_errors.clear()
+            # "every broker down" came from the refused credentials: let the next
+            # replay probe reach Kafka instead of being taken back at once
+            self.policy.brokers_down = False
         self._drain_queue(budget=256)
         self._check_health()
         self._replay_step()

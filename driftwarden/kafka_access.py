@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -27,6 +28,8 @@ from driftwarden.kafka import (
 
 __all__ = ["PasswordWatch", "check_access"]
 
+_log = logging.getLogger("driftwarden.kafka")
+
 
 class PasswordWatch:
     """Tells a long-lived client when the password file changed (a rotated Secret), so it
@@ -38,6 +41,23 @@ class PasswordWatch:
         self.interval_s = interval_s
         self._next = 0.0
         self._stamp = self._stat()
+
+    @classmethod
+    def of(cls, security: KafkaSecurity | None) -> PasswordWatch | None:
+        """A watch when `security` logs in with a password file (SASL), else None."""
+        return cls(security) if security is not None and security.sasl else None
+
+    def rotate(self, now: float, clients: Iterable[Any]) -> bool:
+        """Hand a changed password to every client (`set_sasl_credentials`, used at its next
+        (re)authentication; None skipped); True when it changed."""
+        rotated = self.changed(now)
+        if rotated is None:
+            return False
+        for client in clients:
+            if client is not None:
+                client.set_sasl_credentials(*rotated)
+        _log.info("kafka password file changed: new SASL credentials in use")
+        return True
 
     def _stat(self) -> tuple[int, int] | None:
         path = self.security.password_file

@@ -80,8 +80,7 @@ class LineageLog:
         self._lock = threading.Lock()
         self._overrides = dict(producer_overrides or {})
         self.failed = 0
-        sasl = security is not None and security.sasl
-        self._password_watch = PasswordWatch(security) if sasl else None
+        self._password_watch = PasswordWatch.of(security)
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -119,10 +118,8 @@ class LineageLog:
 
     def _follow_password(self) -> None:
         """A rotated password file reaches the long-lived producer (next authentication)."""
-        rotated = self._password_watch.changed(time.monotonic()) if self._password_watch else None
-        if rotated is not None and self._producer is not None:
-            self._producer.set_sasl_credentials(*rotated)
-            log.info("kafka password file changed: new SASL credentials in use")
+        if self._password_watch is not None:
+            self._password_watch.rotate(time.monotonic(), (self._producer,))
 
     def _delivered(self, err: KafkaError | None, msg: Any) -> None:
         if err is not None:

@@ -84,6 +84,9 @@ from driftwarden.kafka_access import PasswordWatch, check_access
 
 __all__ = ["DetectorService"]
 
+#: librdkafka's names for a refused login (as opposed to a missing ACL).
+LOGIN_ERRORS = frozenset({"_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED"})
+
 _log = logging.getLogger(__name__)
 
 _CAUGHT_UP_CHECK_S = 0.1
@@ -132,10 +135,8 @@ class DetectorService:
         self._consumer: Any = None
         self._producer: Any = None
         self._checkpoints: KafkaCheckpoints | None = None
-        security = settings.kafka_security
-        self._password_watch = (
-            PasswordWatch(security) if security is not None and security.sasl else None
-        )
+        self._password_watch = PasswordWatch.of(settings.kafka_security)
+        self._login_refused_since: float | None = None
         # why the service stops (shown by /healthz); the loop raises it at the iteration's end
         self._failure: GiveUp | None = None
         topics = settings.topics
@@ -265,16 +266,30 @@ class DetectorService:
             on_lost=self._on_lost,
         )
 
+    def _login_refused_while_running(self, err: Any) -> bool:
+        """True for a refused login (not a missing ACL) after the service was running, for
+        `login_grace_s`: a password rotation in progress, where the broker's credential and
+        the mounted Secret change at different instants. librdkafka logs in again with the
+        current password (`_follow_password`); after the grace the service stops."""
+        if err.name() not in LOGIN_ERRORS or not self.started.is_set():
+            return False
+        now = self.clock()
+        if self._login_refused_since is None:
+            self._login_refused_since = now
+            _log.warning(
+                "kafka refused the login (%s): waiting up to %.0fs for it to pass (a password "
+                "rotation in progress?)",
+                err.str(),
+                self.settings.login_grace_s,
+            )
+        return now - self._login_refused_since < self.settings.login_grace_s
+
     def _follow_password(self, now: float) -> None:
         """A rotated password file (a Secret) goes to every long-lived client, used at their
         next (re)authentication: no restart (docs/security.md)."""
-        rotated = self._password_watch.changed(now) if self._password_watch else None
-        if rotated is None:
-            return
-        for client in (self._consumer, self._producer, self._checkpoints):
-            if client is not None:
-                client.set_sasl_credentials(*rotated)
-        _log.info("kafka password file changed: new SASL credentials in use")
+        clients = (self._consumer, self._producer, self._checkpoints)
+        if self._password_watch is not None and self._password_watch.rotate(now, clients):
+            self._login_refused_since = None
 
     def _rejoin(self) -> None:
         """Close the consumer without committing and subscribe afresh (same static member
@@ -376,6 +391,8 @@ class DetectorService:
             by_tp = self._by_partition(msgs)
             if by_tp is None:
                 return
+        if by_tp:
+            self._login_refused_since = None  # records arrive: logged in again
         for (topic, p), recs in by_tp.items():
             shard = self.shards.get(p)
             if shard is None:
@@ -400,6 +417,8 @@ class DetectorService:
             err = m.error()
             if err is not None:
                 failure = reported_error(err, "Kafka consumer")
+                if isinstance(failure, GiveUp) and self._login_refused_while_running(err):
+                    continue
                 if isinstance(failure, GiveUp):
                     self._failure = self._failure or failure
                     return None

@@ -48,6 +48,9 @@ class ServiceSettings:
     """Seconds between checkpoints (a transaction commit with the offsets). A crash
     replays at most this much input, which nothing double counts."""
     transaction_timeout_s: float = 30.0
+    #: A login refused while running (a password rotation: the broker and the mounted Secret
+    #: do not change at the same instant) is waited out this long before the service stops.
+    login_grace_s: float = 120.0
     """Kafka transaction timeout, seconds: how long the partitions of a replica that died
     mid-transaction stay blocked before the broker aborts its transaction."""
     spec_reload_s: float = 10.0

@@ -40,18 +40,24 @@ def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def _rotate(kit: SecureKafka, name: str, password_file: Path) -> str:
-    """The operator's order: the Secret (the mounted file) first, then the broker."""
+def _rotate(kit: SecureKafka, name: str, password_file: Path, file_delay_s: float = 0.0) -> str:
+    """The order of docs/security.md: the broker's SCRAM credential, then the Secret (the
+    mounted file), here `file_delay_s` later, as when the kubelet takes its time to update a
+    mounted Secret: re-authentications meanwhile are refused and must be waited out."""
     new = secrets.token_urlsafe(24)
-    password_file.write_text(new + "\n")
     kit.broker.add_scram_user(name, new)
     kit.passwords.append(new)
+    time.sleep(file_delay_s)
+    password_file.write_text(new + "\n")
     return new
 
 
+@pytest.mark.parametrize("file_delay_s", [0.0, 2.5 * REAUTH_MS / 1000])
 def test_detectors_follow_a_rotated_password(
-    reauth_kafka: SecureKafka, tmp_path: Path, caplog: Any
+    reauth_kafka: SecureKafka, tmp_path: Path, caplog: Any, file_delay_s: float
 ) -> None:
+    """Also when the mounted file changes well after the broker's credential (the kubelet
+    is late): the refused re-authentications meanwhile are waited out, not a reason to stop."""
     from detectors.service import ServiceSettings, start_service
     from tests.kits.detectors import SyntheticModel, produce
 

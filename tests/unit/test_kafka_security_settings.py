@@ -393,3 +393,25 @@ def test_security_environment_reads_back_into_the_same_settings(
         assert "s3cret-pass" not in "".join(env.values())  # paths, never the password
     assert security_environment(KafkaSecurity()) == {}
     assert security_environment(cases[2])["DRIFTWARDEN_KAFKA_VERIFY_HOSTNAME"] == "false"
+
+
+def test_password_watch_hands_a_rotated_password_to_every_client(
+    files: dict[str, Path],
+) -> None:
+    class Client:
+        def __init__(self) -> None:
+            self.credentials: list[tuple[str, str]] = []
+
+        def set_sasl_credentials(self, username: str, password: str) -> None:
+            self.credentials.append((username, password))
+
+    assert PasswordWatch.of(None) is None and PasswordWatch.of(KafkaSecurity()) is None
+    watch = PasswordWatch.of(_sasl(files))
+    assert watch is not None and watch.interval_s == 1.0
+    a, b = Client(), Client()
+    assert watch.rotate(10.0, (a, None, b)) is False  # unchanged
+    files["password"].write_text("rotated-and-longer\n")
+    assert watch.rotate(10.5, (a, None, b)) is False  # checked at most once a second
+    assert watch.rotate(11.0, (a, None, b)) is True
+    assert a.credentials == b.credentials == [("collector", "rotated-and-longer")]
+    assert watch.rotate(12.0, (a, b)) is False  # once
