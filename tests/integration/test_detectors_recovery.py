@@ -14,7 +14,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from tests.kits.detectors import (
     consume_all,
     read_results,
 )
+from tests.kits.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -164,15 +164,6 @@ def _dead_sources(bootstrap: str, topic: str) -> Counter[str]:
     return out
 
 
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def _reference_run(
     broker: KafkaBroker, specs: Path, chunks: list[list[Record]], partitions: int, total: int
 ) -> tuple[dict, Counter]:
@@ -194,7 +185,7 @@ def _reference_run(
     stop = threading.Event()
     service, thread = start_service(settings, stop)
     try:
-        _wait(
+        wait_until(
             lambda: service.windows_committed >= total, 60, f"{total} windows in the reference run"
         )
     finally:
@@ -263,7 +254,7 @@ def test_sigkill_and_restart_give_the_same_windows(kafka: KafkaBroker, tmp_path:
         proc = ServiceProcess(**args).start()
         try:
             proc.wait_healthy(60)
-            _wait(
+            wait_until(
                 lambda p=proc, s=share: _processed(p) >= s * n_predictions, 60, "events processed"
             )
             time.sleep(rng.uniform(0.0, 0.5))
@@ -274,7 +265,7 @@ def test_sigkill_and_restart_give_the_same_windows(kafka: KafkaBroker, tmp_path:
     try:
         proc.wait_healthy(60)
         results_topic = f"{prefix}.windows"
-        _wait(
+        wait_until(
             lambda: len(consume_all(kafka.bootstrap, results_topic, timeout=5)) >= total,
             90,
             f"{total} windows",
@@ -332,7 +323,7 @@ def test_two_replicas_split_the_models_and_take_over_when_one_dies(
     try:
         a.wait_healthy(60)
         b.wait_healthy(60)
-        _wait(
+        wait_until(
             lambda: (
                 len(_health(a).get("partitions", [])) == 2
                 and len(_health(b).get("partitions", [])) == 2
@@ -344,15 +335,17 @@ def test_two_replicas_split_the_models_and_take_over_when_one_dies(
         half = len(chunks) // 2
         _produce_chunks(kafka.bootstrap, prefix, chunks[:half])
         n_first = sum(1 for c in chunks[:half] for r in c if r[0] == "predictions")
-        _wait(
+        wait_until(
             lambda: _processed(a) + _processed(b) >= 0.8 * n_first, 60, "the first half processed"
         )
         a.kill()
         _produce_chunks(kafka.bootstrap, prefix, chunks[half:])
         # b gets a's partitions after a's session times out and its open transaction aborts
-        _wait(lambda: _health(b).get("partitions") == [0, 1, 2, 3], 60, "b to own every partition")
+        wait_until(
+            lambda: _health(b).get("partitions") == [0, 1, 2, 3], 60, "b to own every partition"
+        )
         results_topic = f"{prefix}.windows"
-        _wait(
+        wait_until(
             lambda: len(consume_all(kafka.bootstrap, results_topic, timeout=5)) >= total,
             90,
             f"{total} windows",

@@ -9,7 +9,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 from driftwarden.kafka import Topics
 from retrain_trigger.lineage import LineageLog, step
 from tests.kits.secure_kafka import SecureKafka, started_secure_kafka
+from tests.kits.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -29,15 +30,6 @@ def reauth_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKaf
     extra = {"connections.max.reauth.ms": REAUTH_MS}
     with started_secure_kafka(tmp_path_factory.mktemp("reauth-kafka"), extra) as kit:
         yield kit
-
-
-def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _rotate(kit: SecureKafka, name: str, password_file: Path, file_delay_s: float = 0.0) -> str:
@@ -91,12 +83,12 @@ def test_detectors_follow_a_rotated_password(
 
     try:
         produce(kit.admin_bootstrap, t.predictions, records[:1000])
-        _wait(lambda: windows() >= {1, 2}, 90, "two drift windows before the rotation")
+        wait_until(lambda: windows() >= {1, 2}, 90, "two drift windows before the rotation")
         _rotate(kit, who.name, who.password_file)
-        _wait(lambda: "new SASL credentials in use" in caplog.text, 30, "the rotation noticed")
+        wait_until(lambda: "new SASL credentials in use" in caplog.text, 30, "the rotation noticed")
         time.sleep(3 * REAUTH_MS / 1000)  # every connection re-authenticated since
         produce(kit.admin_bootstrap, t.predictions, records[1000:])
-        _wait(lambda: windows() >= {1, 2, 3, 4}, 90, "two drift windows after the rotation")
+        wait_until(lambda: windows() >= {1, 2, 3, 4}, 90, "two drift windows after the rotation")
     finally:
         stop.set()
         thread.join(60)

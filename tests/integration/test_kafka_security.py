@@ -9,7 +9,6 @@ import http.client
 import json
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +20,9 @@ from driftwarden.schema import decode_feedback, decode_prediction
 from retrain_trigger.lineage import LineageLog, step
 from tests.kits.collector import CollectorThread, ModelServer, read_topic
 from tests.kits.secure_kafka import SecureKafka
+from tests.kits.waiting import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _post(port: int, path: str, body: Any, headers: dict[str, str] | None = None) -> int:
@@ -117,8 +108,8 @@ def test_collector_with_a_wrong_password_spools_and_recovers_when_the_secret_rot
     with CollectorThread(s) as c:
         _predict(c.port, 10)
         delivery = c.service.delivery
-        _wait(lambda: delivery.spool.pending_bytes > 0, 60, "events in the spool")
-        _wait(lambda: bool(delivery.access_errors), 30, "the access error")
+        wait_until(lambda: delivery.spool.pending_bytes > 0, 60, "events in the spool")
+        wait_until(lambda: bool(delivery.access_errors), 30, "the access error")
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
         auth = [r for r in errors if "authentication failed" in r.getMessage()]
         assert len(auth) == 1, [r.getMessage() for r in errors]
@@ -126,7 +117,7 @@ def test_collector_with_a_wrong_password_spools_and_recovers_when_the_secret_rot
         assert "--kafka-password-file" in auth[0].getMessage()
         assert delivery.stats.dropped() == {}, "nothing lost meanwhile"
         secret.write_text(who.password + "\n")  # the Secret is fixed: no restart
-        _wait(delivery.idle, 90, "the spool replayed with the rotated password")
+        wait_until(delivery.idle, 90, "the spool replayed with the rotated password")
     got = read_topic(kit.admin_bootstrap, Topics.with_prefix(prefix).predictions, at_least=10)
     assert sorted(decode_prediction(v).id for _, v, _ in got) == sorted(f"r-{i}" for i in range(10))
 
@@ -142,12 +133,12 @@ def test_collector_without_an_acl_keeps_events_in_the_spool_and_says_so_once(
     with CollectorThread(s) as c:
         _predict(c.port, 5)
         delivery = c.service.delivery
-        _wait(lambda: delivery.spool.pending_bytes > 0, 60, "events in the spool")
-        _wait(lambda: bool(delivery.access_errors), 30, "the access error")
+        wait_until(lambda: delivery.spool.pending_bytes > 0, 60, "events in the spool")
+        wait_until(lambda: bool(delivery.access_errors), 30, "the access error")
         lines = [r.getMessage() for r in caplog.records if "lacks an ACL" in r.getMessage()]
         assert len(lines) == 1 and f"User:{who.name}" in lines[0], lines
         kit.grant(who.name, component_acls(prefix)["collector"])  # the operator fixes it
-        _wait(delivery.idle, 120, "the spool replayed after the ACL was added")
+        wait_until(delivery.idle, 120, "the spool replayed after the ACL was added")
     t = Topics.with_prefix(prefix)
     got = read_topic(kit.admin_bootstrap, t.predictions, at_least=5)
     assert len({decode_prediction(v).id for _, v, _ in got}) == 5
@@ -237,7 +228,7 @@ def test_detectors_over_sasl_ssl_with_least_acls(secure_kafka: SecureKafka, tmp_
     stop = threading.Event()
     service, thread = start_service(settings, stop)
     try:
-        _wait(
+        wait_until(
             lambda: {r.seq for r in service.history if r.kind == "drift"} >= {1, 2},
             90,
             "two committed drift windows",
