@@ -184,7 +184,7 @@ def build() -> db.Dashboard:
                 "Each row a (model, check), coloured by the last analysis' verdict while a "
                 "rollout runs: green pass, red fail, orange inconclusive (too little traffic "
                 "or labels). Checks: error_rate, latency_p99, performance, prediction, "
-                "data_quality.",
+                "prediction_spread, data_quality.",
                 [query(f"{mc.CANARY_CHECK.name}{{{M}}}", "{{model}} {{check}}")],
             )
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from detectors.drift import DriftConfig, DriftConfigError, default_test_name
 from driftwarden.errors import SpecError
@@ -80,16 +80,26 @@ def drift_config(
     return replace(config, calibration=cal)
 
 
+class _Column(NamedTuple):
+    column: str
+    test: str | None
+    threshold: float | None
+
+
 def _base_config(spec: ModelSpec) -> DriftConfig:
     d = spec.drift
+    columns = [_Column(f.name, f.test, f.threshold) for f in spec.features]
+    if spec.prediction is not None:
+        p = spec.prediction
+        columns.append(_Column(p.column, p.test, p.threshold))
     try:
         return DriftConfig(
             numerical_test=None if d.numerical_test == "auto" else d.numerical_test,
             categorical_test=None if d.categorical_test == "auto" else d.categorical_test,
             threshold=d.threshold,
-            per_column_test={f.name: f.test for f in spec.features if f.test and f.test != "auto"},
+            per_column_test={c.column: c.test for c in columns if c.test and c.test != "auto"},
             per_column_threshold={
-                f.name: f.threshold for f in spec.features if f.threshold is not None
+                c.column: c.threshold for c in columns if c.threshold is not None
             },
             drift_share=d.drift_share,
             fdr_alpha=d.fdr_alpha,

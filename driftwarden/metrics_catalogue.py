@@ -68,6 +68,13 @@ PREDICTION_DRIFT_SCORE = _m(
     ("model", "version", "test"),
     "Drift test score of the model's predictions in the last closed window.",
 )
+PREDICTION_SPREAD = _m(
+    "driftwarden_prediction_spread",
+    "gauge",
+    ("model", "version"),
+    "Spread of the model's predictions in the last closed window (standard deviation; for "
+    "class predictions 1 - the most frequent class's share); 0 when one constant was predicted.",
+)
 MULTIVARIATE_DRIFT_PVALUE = _m(
     "driftwarden_multivariate_drift_pvalue",
     "gauge",

@@ -52,6 +52,9 @@ class PredictionSpec(_Strict):
     output: MultiOutput = "positive_class"
     positive_class: int = Field(default=1, ge=0, description="index of the positive class")
     classes: list[str] | None = None
+    # The prediction drift test and threshold, as a feature's `test`/`threshold`.
+    test: str | None = None
+    threshold: float | None = None
 
 
 class TargetSpec(_Strict):

@@ -231,6 +231,12 @@ class CanaryThresholds(_Strict):
     max_prediction_drift: float = Field(
         default=0.2, ge=0, le=1, description="distance between the two prediction distributions"
     )
+    max_prediction_spread_loss: float = Field(
+        default=0.75,
+        ge=0,
+        le=1,
+        description="share of the stable's prediction spread the canary may lose (1: a constant)",
+    )
     max_data_quality_share: float = Field(
         default=0.05, ge=0, le=1, description="share of failing rows in any quality check"
     )

@@ -37,6 +37,7 @@ from detectors.service.labels import LabelledData
 from detectors.service.results import FeatureResult, WindowResult
 from detectors.service.windows import WindowData
 from detectors.spec_options import batch_column_types, drift_config
+from detectors.spread import class_spread, numeric_spread
 from driftwarden.spec import ModelSpec
 
 __all__ = ["StatsContext", "performance_metrics"]
@@ -219,9 +220,18 @@ class StatsContext:
             drift_share=share,
             dataset_drift=detected,
             prediction=prediction,
+            prediction_spread=self._prediction_spread(data),
             quality=self._quality(data),
             multivariate_pvalue=self._multivariate(data),
         )
+
+    def _prediction_spread(self, data: WindowData) -> float | None:
+        pred = self.spec.prediction
+        if pred is None or pred.output == "list":
+            return None
+        if self.prediction_type == "categorical":
+            return class_spread(data.label)
+        return numeric_spread(data.score)
 
     def _prediction_drift(self, codec: ModelCodec, data: WindowData) -> FeatureResult | None:
         name = self.prediction_column

@@ -127,6 +127,7 @@ class DetectorsCollector(Collector):
         ds_share = _gauge(mc.DATASET_DRIFT_SHARE)
         ds_detected = _gauge(mc.DATASET_DRIFT_DETECTED)
         pred = _gauge(mc.PREDICTION_DRIFT_SCORE)
+        spread = _gauge(mc.PREDICTION_SPREAD)
         mmd = _gauge(mc.MULTIVARIATE_DRIFT_PVALUE)
         perf = _gauge(mc.MODEL_PERFORMANCE)
         quality = _gauge(mc.DATA_QUALITY_SHARE)
@@ -180,6 +181,8 @@ class DetectorsCollector(Collector):
                         ds_detected.add_metric([name, version], 1.0 if r.dataset_drift else 0.0)
                     if r.prediction is not None and r.prediction.score is not None:
                         pred.add_metric([name, version, r.prediction.test], r.prediction.score)
+                    if r.prediction_spread is not None:
+                        spread.add_metric([name, version], r.prediction_spread)
                     if r.multivariate_pvalue is not None:
                         mmd.add_metric([name, version], r.multivariate_pvalue)
                     for fname, checks in list(r.quality.items())[:cap]:
@@ -205,6 +208,7 @@ class DetectorsCollector(Collector):
             ds_share,
             ds_detected,
             pred,
+            spread,
             mmd,
             perf,
             quality,

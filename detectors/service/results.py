@@ -56,6 +56,7 @@ class WindowResult(
     drift_share: float | None = None
     dataset_drift: bool | None = None
     prediction: FeatureResult | None = None
+    prediction_spread: float | None = None  # detectors.spread: 0 when one constant was predicted
     # feature -> check -> share of rows (missing, out_of_range, unseen_category, type_error)
     quality: dict[str, dict[str, float | None]] = {}
     multivariate_pvalue: float | None = None

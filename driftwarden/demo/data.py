@@ -98,7 +98,8 @@ def spec_document(
         "model": MODEL,
         "features": [{"name": f, "type": "numerical"} for f in NUMERICAL]
         + [{"name": f, "type": "categorical"} for f in CATEGORICAL],
-        "prediction": {"column": "prediction", "type": "probability"},
+        # A bounded distance for the canary's prediction check (see the demo's policy).
+        "prediction": {"column": "prediction", "type": "probability", "test": "hellinger"},
         "target": {"column": "target", "type": "class"},
         "reference": {"path": reference_path},
         "window": window,

@@ -263,7 +263,13 @@ def policy_document(p: Profile, *, spec: Path, output: Path, seed: int) -> dict[
                 "performance_tolerance": 0.02,
                 "min_labelled_rows": p.min_labelled_rows,
                 "min_requests": p.min_requests,
-                "max_prediction_drift": 0.5,
+                # After a concept drift the retrained model's predictions rightly move away
+                # from v1's: Hellinger canary - stable measured 0.30-0.44 here, so the bound
+                # only catches near-disjoint predictions. A collapsed model is caught by the
+                # spread check: a constant loses all of v1's spread (1), the retrained
+                # models measured here lost about half of it.
+                "max_prediction_drift": 0.8,
+                "max_prediction_spread_loss": 0.9,
                 "max_data_quality_share": 0.05,
             },
         },
@@ -556,10 +562,19 @@ class _Closing:
         self.lineage.close()
 
 
+def _check_text(c: Any) -> str:
+    """`prediction pass (0.31 <= 0.5)`: a check's verdict and, once it has one, the judged
+    value against its limit."""
+    if c.value is None or c.limit is None:
+        return f"{c.check} {c.verdict.value}"
+    relation = "<=" if c.value <= c.limit else ">"
+    return f"{c.check} {c.verdict.value} ({c.value:.3g} {relation} {c.limit:g})"
+
+
 def _worsen(artifact: Path) -> None:
     """Make a trained model worse on purpose: a constant predictor (the output layer's
     weights zeroed, its bias pinned to the last class). The trainer's gate passed before
-    this; only the canary can catch it now, on its prediction-sanity and performance checks.
+    this; only the canary can catch it now, on its prediction-spread check.
     (Negating the layer was tried first: on drifted traffic the inverted model was only
     ~0.03 worse than v1, itself poor there, which is within a tolerance and not a clear
     rollback.)"""
@@ -664,7 +679,7 @@ class Watcher:
                     f"{state.weight}% of traffic",
                 )
             if state.checks:
-                verdicts = ", ".join(f"{c.check} {c.verdict.value}" for c in state.checks)
+                verdicts = ", ".join(_check_text(c) for c in state.checks)
                 self.once(
                     f"analysis{state.analyses}", f"canary analysis {state.analyses}: {verdicts}"
                 )

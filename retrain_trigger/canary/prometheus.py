@@ -79,7 +79,7 @@ def _error_text(e: urllib.error.HTTPError) -> str:
 
 @dataclass
 class Analyzer:
-    """Runs the five checks of one step against Prometheus."""
+    """Runs the checks of one step against Prometheus."""
 
     prometheus: PrometheusClient
 

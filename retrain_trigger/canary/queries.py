@@ -12,6 +12,7 @@ minimum, a missing series or a NaN makes the check **inconclusive** — never a 
 | `latency_p99` | canary p99 / stable p99 (`driftwarden_collector_request_duration_seconds`) | `max_p99_latency_ratio` | same |
 | `performance` | stable − canary (higher-is-better metric) or canary − stable (error metric) | `performance_tolerance` | `driftwarden_performance_window_rows` (labelled rows) of both ≥ `min_labelled_rows` |
 | `prediction` | canary − stable prediction drift distance (distance tests only) | `max_prediction_drift` | the canary has a closed window |
+| `prediction_spread` | spread lost: (stable − canary) / stable `driftwarden_prediction_spread` | `max_prediction_spread_loss` | the canary has a closed window |
 | `data_quality` | largest increase, per (feature, check), of the failing share over stable's | `max_data_quality_share` | the canary has a closed window |
 
 The stable side is read through `last_over_time(...[lookback])`: while the stable version
@@ -44,7 +45,14 @@ __all__ = [
     "selector",
 ]
 
-CHECKS = ("error_rate", "latency_p99", "performance", "prediction", "data_quality")
+CHECKS = (
+    "error_rate",
+    "latency_p99",
+    "performance",
+    "prediction",
+    "prediction_spread",
+    "data_quality",
+)
 #: Status codes counted as the model's errors (`aborted`: the model closed the connection).
 #: 499 (the client went away) is not the model's fault.
 ERROR_CODES = "5..|aborted"
@@ -199,7 +207,7 @@ def _gauge(
 
 
 def build_queries(ctx: QueryContext, t: CanaryThresholds) -> dict[str, CheckQueries]:
-    """The five checks' queries, keyed by check name (in `CHECKS` order)."""
+    """The checks' queries, keyed by check name (in `CHECKS` order)."""
     out: dict[str, CheckQueries] = {}
 
     c_err, s_err = (
@@ -266,6 +274,19 @@ def build_queries(ctx: QueryContext, t: CanaryThresholds) -> dict[str, CheckQuer
         s_pred,
         (Gate(_rows(ctx, ctx.canary, stable=False), 1, "canary window rows"),),
         "distance",
+    )
+
+    spread = mc.PREDICTION_SPREAD.name
+    c_spread = _gauge(spread, ctx, ctx.canary, False)
+    s_spread = _gauge(spread, ctx, ctx.stable, True)
+    out["prediction_spread"] = CheckQueries(
+        "prediction_spread",
+        f"(({s_spread}) - ({c_spread})) / ({s_spread})",
+        t.max_prediction_spread_loss,
+        c_spread,
+        s_spread,
+        (Gate(_rows(ctx, ctx.canary, stable=False), 1, "canary window rows"),),
+        "spread lost",
     )
 
     dq = mc.DATA_QUALITY_SHARE.name

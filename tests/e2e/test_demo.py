@@ -97,12 +97,14 @@ def test_demo_retrains_and_promotes_a_better_model(tmp_path: Path) -> None:
 
 def test_demo_rolls_back_a_model_made_worse_on_purpose(tmp_path: Path) -> None:
     """`--worse-model` turns the retrained model into a constant predictor after the trainer's
-    gate passed: the canary's prediction-sanity check must fail it and roll it back. (An
+    gate passed: the canary's prediction-spread check must fail it and roll it back. (An
     inverted model was tried first: on drifted traffic it was only ~0.03 less accurate than
-    v1, itself poor there, and one CI run promoted it within the tolerance.)"""
+    v1, itself poor there, and one CI run promoted it within the tolerance. Accuracy cannot
+    catch the constant either: on drifted traffic it beats v1.)"""
     output, workdir, _ = _run_demo(tmp_path, "--worse-model")
     new = _common_milestones(output)
-    assert re.search(r"canary analysis \d+: .*prediction fail", output), output[-4000:]
+    collapsed = r"canary analysis \d+: .*prediction_spread fail \(1 > 0\.9\)"
+    assert re.search(collapsed, output), output[-4000:]
     assert f"rollout of {new} rolled_back" in output and "CanaryRolledBack" in output
     assert "promoted" not in output.split("summary")[-1]
     assert _alive(workdir) == []

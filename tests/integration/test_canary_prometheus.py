@@ -36,7 +36,7 @@ def exporter() -> Iterator[SyntheticExporter]:
         MODEL,
         {
             "v1": GOOD,
-            "v2-good": VersionProfile(accuracy=0.905, prediction_js=0.06),
+            "v2-good": VersionProfile(accuracy=0.905, prediction_js=0.06, prediction_spread=0.24),
             "v3-bad": BAD,
             # plenty of traffic but too few labelled rows for performance: inconclusive,
             # never a pass
@@ -103,6 +103,7 @@ def test_good_canary_passes_every_check_and_is_promoted(prom) -> None:
     assert first["performance"].canary == pytest.approx(0.905)
     assert first["performance"].value == pytest.approx(-0.005, abs=1e-9)
     assert first["prediction"].value == pytest.approx(0.01, abs=1e-9)
+    assert first["prediction_spread"].value == pytest.approx(0.2, abs=1e-9)  # (0.3 - 0.24) / 0.3
 
 
 def test_bad_canary_fails_with_the_numbers_and_is_rolled_back(prom) -> None:
@@ -111,11 +112,12 @@ def test_bad_canary_fails_with_the_numbers_and_is_rolled_back(prom) -> None:
     assert len(seen) == 1 and state.step == 0
     checks = by_check(seen[0])
     failed = {c for c, r in checks.items() if r.verdict is Verdict.FAIL}
-    assert failed == {"error_rate", "latency_p99", "performance", "prediction"}
+    assert failed == {"error_rate", "latency_p99", "performance", "prediction", "prediction_spread"}
     assert checks["data_quality"].verdict is Verdict.PASS
     assert checks["error_rate"].value == pytest.approx(0.195, abs=0.01)
     assert checks["latency_p99"].canary > 0.25 and checks["latency_p99"].value > 5
     assert checks["performance"].value == pytest.approx(0.2)
+    assert checks["prediction_spread"].value == 1.0 and checks["prediction_spread"].canary == 0.0
     assert "error_rate" in state.reason
 
 

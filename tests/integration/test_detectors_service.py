@@ -132,6 +132,10 @@ def test_drift_latency_labels_and_dead_letters_through_prometheus(
     # every window, exactly: not before the point, from the first full window after it on
     drift = _committed(service, "drift", 6)
     assert [r.seq for r in drift] == [1, 2, 3, 4, 5, 6]
+    predictions = stream.frame["prediction"].to_numpy()
+    spreads = [predictions[(r.seq - 1) * WINDOW : r.seq * WINDOW].std() for r in drift]
+    assert [r.prediction_spread for r in drift] == pytest.approx(spreads, rel=1e-9)
+    assert _value(prom, f"{mc.PREDICTION_SPREAD.name}{{{sel}}}") == pytest.approx(spreads[-1])
     for r in drift:
         by_name = {f.name: f for f in r.features}
         for f in DRIFTED:

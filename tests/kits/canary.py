@@ -34,11 +34,14 @@ class VersionProfile:
     window_rows: int = 1000
     labelled_rows: int = 1000  # rows of the last performance window (labels joined)
     prediction_js: float | None = 0.05  # Jensen-Shannon distance of predictions to reference
+    prediction_spread: float | None = 0.3  # standard deviation of predictions (0: a constant)
     missing_share: float | None = 0.01
 
 
 GOOD = VersionProfile()
-BAD = VersionProfile(error_share=0.2, latency_s=0.3, accuracy=0.7, prediction_js=0.9)
+BAD = VersionProfile(
+    error_share=0.2, latency_s=0.3, accuracy=0.7, prediction_js=0.9, prediction_spread=0.0
+)
 
 
 class SyntheticExporter(Collector):
@@ -84,6 +87,7 @@ class SyntheticExporter(Collector):
         pred = GaugeMetricFamily(
             mc.PREDICTION_DRIFT_SCORE.name, "", labels=["model", "version", "test"]
         )
+        spread = GaugeMetricFamily(mc.PREDICTION_SPREAD.name, "", labels=["model", "version"])
         dq = GaugeMetricFamily(
             mc.DATA_QUALITY_SHARE.name, "", labels=["model", "version", "feature", "check"]
         )
@@ -102,9 +106,11 @@ class SyntheticExporter(Collector):
                 labelled.add_metric([self.model, version], p.labelled_rows)
             if p.prediction_js is not None:
                 pred.add_metric([self.model, version, "jensenshannon"], p.prediction_js)
+            if p.prediction_spread is not None:
+                spread.add_metric([self.model, version], p.prediction_spread)
             if p.missing_share is not None:
                 dq.add_metric([self.model, version, "amount", "missing"], p.missing_share)
-        yield from (req, dur, perf, rows, labelled, pred, dq)
+        yield from (req, dur, perf, rows, labelled, pred, spread, dq)
 
     def close(self) -> None:
         self.server.shutdown()

@@ -61,6 +61,7 @@ def test_templates_render_argo_and_reject_unknown_formats(tmp_path: Path) -> Non
         "latency_p99",
         "performance",
         "prediction",
+        "prediction_spread",
         "data_quality",
     ]
     bad = run("templates", "--policy", str(path), "--format", "istio")

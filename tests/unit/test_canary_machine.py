@@ -32,7 +32,7 @@ def results(*verdicts: Verdict) -> list[CheckResult]:
     ]
 
 
-ALL_PASS = results(P, P, P, P, P)
+ALL_PASS = results(P, P, P, P, P, P)
 
 
 def policy(**kw) -> CanaryPolicy:
@@ -67,28 +67,28 @@ class Case:
 
 CASES = [
     Case("all pass advances one step", [(60, ALL_PASS)], Phase.PROGRESSING, 1),
-    Case("one failure rolls back", [(60, results(P, P, F, P, P))], Phase.ROLLING_BACK, 0),
-    Case("failure beats inconclusive", [(60, results(N, F, N, N, N))], Phase.ROLLING_BACK, 0),
-    Case("inconclusive waits", [(60, results(P, P, N, P, P))], Phase.PROGRESSING, 0),
+    Case("one failure rolls back", [(60, results(P, P, F, P, P, P))], Phase.ROLLING_BACK, 0),
+    Case("failure beats inconclusive", [(60, results(N, F, N, N, N, N))], Phase.ROLLING_BACK, 0),
+    Case("inconclusive waits", [(60, results(P, P, N, P, P, P))], Phase.PROGRESSING, 0),
     Case(
         "inconclusive then pass advances",
-        [(60, results(P, N, P, P, P)), (120, ALL_PASS)],
+        [(60, results(P, N, P, P, P, P)), (120, ALL_PASS)],
         Phase.PROGRESSING,
         1,
     ),
     Case(
         "inconclusive until the deadline rolls back",
         [
-            (60, results(N, N, N, N, N)),
-            (300, results(P, P, N, P, P)),
-            (600, results(P, P, N, P, P)),
+            (60, results(N, N, N, N, N, N)),
+            (300, results(P, P, N, P, P, P)),
+            (600, results(P, P, N, P, P, P)),
         ],
         Phase.ROLLING_BACK,
         0,
     ),
     Case(
         "inconclusive until the deadline holds when the policy says hold",
-        [(60, results(N, N, N, N, N)), (600, results(P, N, P, P, P))],
+        [(60, results(N, N, N, N, N, N)), (600, results(P, N, P, P, P, P))],
         Phase.HELD,
         0,
         on_deadline="hold",
@@ -103,7 +103,7 @@ CASES = [
     Case("no checks at all is not a pass", [(60, [])], Phase.PROGRESSING, 0),
     Case(
         "a pass after the deadline still advances (the data is conclusive)",
-        [(60, results(N, N, N, N, N)), (900, ALL_PASS)],
+        [(60, results(N, N, N, N, N, N)), (900, ALL_PASS)],
         Phase.PROGRESSING,
         1,
     ),
@@ -142,7 +142,7 @@ def test_full_promotion_through_every_step_with_waits() -> None:
             break
         assert not sm.analysis_due(state, clock())  # the first check waits one interval
         clock.advance(60)
-        t = sm.on_analysis(state, p, clock(), results(P, P, N, P, P))  # labels not in yet
+        t = sm.on_analysis(state, p, clock(), results(P, P, N, P, P, P))  # labels not in yet
         assert not t.changed and t.state.phase is Phase.PROGRESSING
         clock.advance(60)
         t = sm.on_analysis(t.state, p, clock(), ALL_PASS)
@@ -164,7 +164,7 @@ def test_rollback_then_rolled_back_is_terminal_with_zero_weight() -> None:
     p = policy()
     state = progressing(clock, p)
     clock.advance(60)
-    t = sm.on_analysis(state, p, clock(), results(F, P, P, P, P))
+    t = sm.on_analysis(state, p, clock(), results(F, P, P, P, P, P))
     assert t.warning and "error_rate" in t.message and "error_rate" in t.state.reason
     done = sm.on_rolled_back(t.state, clock.advance(1))
     assert done.state.phase.terminal and done.state.canary_weight == 0
@@ -178,7 +178,7 @@ def test_hold_resume_gets_a_fresh_deadline_and_abort_rolls_back() -> None:
     p = policy(on_deadline="hold")
     state = progressing(clock, p)
     clock.advance(600)
-    held = sm.on_analysis(state, p, clock(), results(N, N, N, N, N)).state
+    held = sm.on_analysis(state, p, clock(), results(N, N, N, N, N, N)).state
     assert held.phase is Phase.HELD and held.canary_weight == 10
     assert not sm.analysis_due(held, clock.advance(3600))
     resumed = sm.resume(held, p, clock()).state
@@ -226,7 +226,7 @@ def test_history_is_bounded() -> None:
     state = progressing(clock, p)
     for _ in range(sm.MAX_HISTORY + 25):
         clock.advance(60)
-        state = sm.on_analysis(state, p, clock(), results(N, N, N, N, N)).state
+        state = sm.on_analysis(state, p, clock(), results(N, N, N, N, N, N)).state
     assert state.analyses == sm.MAX_HISTORY + 25
     assert len(state.history) == sm.MAX_HISTORY
     assert len(sm.to_annotations(state)[sm.ANN_STATUS]) < 64 * 1024

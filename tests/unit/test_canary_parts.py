@@ -55,6 +55,9 @@ def values(judged, canary=0.1, stable=0.1, gates=(1000.0,)):
         ),
         ("prediction", values(0.5, canary=None), Verdict.INCONCLUSIVE, "no canary series"),
         ("prediction", values(0.5), Verdict.FAIL, "distance 0.5 > 0.2"),
+        ("prediction_spread", values(0.3), Verdict.PASS, "spread lost 0.3 <= 0.75"),
+        ("prediction_spread", values(1.0), Verdict.FAIL, "spread lost 1 > 0.75"),
+        ("prediction_spread", values(0.2, gates=(0.0,)), Verdict.INCONCLUSIVE, "rows: 0 < 1"),
         ("data_quality", values(None), Verdict.INCONCLUSIVE, "no common series"),
     ],
 )
@@ -79,6 +82,9 @@ def test_queries_compare_by_version_and_escape_label_values() -> None:
     )["performance"]
     assert loss.judged == f"({loss.canary}) - ({loss.stable})"
     assert Q["prediction"].canary.count("jensenshannon") == 1
+    spread = Q["prediction_spread"]
+    assert spread.judged == f"(({spread.stable}) - ({spread.canary})) / ({spread.stable})"
+    assert "driftwarden_prediction_spread" in spread.canary and 'version="v2"' in spread.canary
     assert Q["error_rate"].gated().endswith(">= 100)")
 
 

@@ -40,6 +40,7 @@ def _drift(n_features: int = 3, drifted: tuple[int, ...] = (1,), seq: int = 2) -
         dataset_drift=False,
         prediction=FeatureResult("prediction", "numerical", "wasserstein", 0.2, 0.1, True),
         quality={"f0": {"missing": 0.25, "out_of_range": 0.0, "type_error": None}},
+        prediction_spread=0.31,
         multivariate_pvalue=0.04,
     )
 
@@ -83,6 +84,7 @@ def test_every_metric_with_catalogue_labels() -> None:
     assert v(mc.DATASET_DRIFT_SHARE.name, base) == pytest.approx(1 / 3)
     assert v(mc.DATASET_DRIFT_DETECTED.name, base) == 0.0
     assert v(mc.PREDICTION_DRIFT_SCORE.name, {**base, "test": "wasserstein"}) == 0.2
+    assert v(mc.PREDICTION_SPREAD.name, base) == 0.31
     assert v(mc.MULTIVARIATE_DRIFT_PVALUE.name, base) == 0.04
     assert v(mc.MODEL_PERFORMANCE.name, {**base, "metric": "accuracy"}) == 0.9
     assert v(mc.MODEL_PERFORMANCE.name, {**base, "metric": "roc_auc"}) is None  # undefined: absent
