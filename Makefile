@@ -54,7 +54,7 @@ test-unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 demo: install services-install
-	$(VENV)/bin/driftwarden demo
+	$(VENV)/bin/driftwarden demo $(DEMO_ARGS)
 
 bench: install services-install
 	$(PY) -m bench

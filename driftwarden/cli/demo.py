@@ -49,6 +49,20 @@ def demo(
         help="Kafka over SASL_SSL (its own CA), one SCRAM user per component with only its "
         "least ACLs (docs/security.md), as in production.",
     ),
+    kubeconfig: Path = typer.Option(
+        None,
+        exists=True,
+        dir_okay=False,
+        help="A real Kubernetes API server: the trigger and the canary controller act on it "
+        "(Jobs, Deployments, Events), and the demo's pods run on a node the demo registers "
+        "there and runs on this machine (no image needed). Needs rights to create a namespace "
+        "and a node; use a test cluster (`make k8s-up` starts one).",
+    ),
+    namespace: str = typer.Option(
+        "driftwarden-demo",
+        help="With --kubeconfig: the namespace the demo creates (it must not exist) and deletes "
+        "at the end unless --keep.",
+    ),
 ) -> None:
     """Drift → alert → retraining → canary → promotion, with real processes on 127.0.0.1.
 
@@ -60,6 +74,9 @@ def demo(
     10/25/50/100 % of traffic, judged on labelled accuracy, errors, latency and predictions,
     and promoted. Ends with the time from the first drifted request to each step, the
     accuracy on drifted traffic before and after, and an HTML report. Ctrl-C stops everything.
+
+    With --kubeconfig the same loop runs against a real API server: the retraining Job, the
+    canary Deployment and the rollout's scaling are Kubernetes objects.
     """
     from driftwarden.demo.runner import DemoOptions, run_demo
     from driftwarden.demo.view import Snapshot, progress_line, render
@@ -77,6 +94,8 @@ def demo(
         cache_dir=cache_dir,
         report=report,
         secure_kafka=secure_kafka,
+        kubeconfig=kubeconfig,
+        namespace=namespace,
     )
 
     def say(message: str) -> None:

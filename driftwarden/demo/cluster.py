@@ -15,6 +15,8 @@ The demo runs the production `Trigger` (through `TriggerService`) and the produc
   replicas, the demo's traffic generator sends `weight` percent of its requests to the
   canary's collector (`TrafficSplit`).
 
+`ProcessRunner` is the kubelet part, shared with `driftwarden.demo.node` (`--kubeconfig`,
+where the objects live in a real API server):
 A Deployment with replicas runs one local "pod": its containers' command lines, with the
 pod's ports in `$(MODEL_PORT)`, `$(PROXY_PORT)`, `$(ADMIN_PORT)` and its folder in
 `$(POD_DIR)` (Kubernetes' `$(VAR)` expansion), and `valueFrom.fieldRef` env values read from
@@ -130,6 +132,13 @@ class TrafficSplit:
         with self._lock:
             return dict(self._endpoints)
 
+    def serves(self, deployment: str) -> bool:
+        return deployment in self.endpoints()
+
+    def canary_weight(self) -> int:
+        """The canary's percent of requests (0 while its pod is not ready)."""
+        return self.weight if self.canary in self.endpoints() else 0
+
     def pick(self) -> Endpoint | None:
         """Where the next request goes (a canary that is not ready yet gets nothing)."""
         with self._lock:
@@ -212,16 +221,15 @@ class ClusterEvent:
     object: str
 
 
-class LocalCluster:
-    """The shared state behind `LocalJobs` and `LocalRollouts`; `close()` stops every pod
-    and Job process it started."""
+class ProcessRunner:
+    """Runs pods and Job containers as processes on this machine: what a kubelet does for
+    the demo, whether the objects live in `LocalCluster` or in a real API server
+    (`driftwarden.demo.node`). `close()` stops every Job process it started."""
 
     def __init__(
         self,
         workdir: Path,
-        split: TrafficSplit,
         *,
-        namespace: str = "default",
         bootstrap: str = "",
         kafka_env: dict[str, str] | None = None,
         spec_path: Path | None = None,
@@ -231,8 +239,6 @@ class LocalCluster:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.workdir = workdir
-        self.split = split
-        self.namespace = namespace
         self.bootstrap = bootstrap
         self.kafka_env = dict(kafka_env or {})  # `dataset export`'s DRIFTWARDEN_KAFKA_*
         self.spec_path = spec_path
@@ -241,22 +247,272 @@ class LocalCluster:
         self.after_training = after_training
         self.say = say
         self.clock = clock
+        self.runs: dict[str, JobRun] = {}
+        self.failures: list[str] = []  # pods that could not start
+        self._lock = threading.Lock()
+        self._job_procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._forker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pod-forker")
+
+    # --- pods ----------------------------------------------------------------------------
+
+    def start_pod(
+        self, pod_name: str, deployment: str, version: str, template: dict[str, Any]
+    ) -> Pod | None:
+        """Start the containers of `template` (a pod template in the API's JSON form) and
+        wait until their ports accept connections; None (and a line in `failures`) when
+        they do not."""
+        meta = template.get("metadata") or {}
+        ports = {k: free_port() for k in ("MODEL_PORT", "PROXY_PORT", "ADMIN_PORT")}
+        folder = self.workdir / "pods" / pod_name
+        pod = Pod(pod_name, deployment, version, template, ports, folder)
+        base = {
+            **{k: str(v) for k, v in ports.items()},
+            "POD_DIR": str(folder),
+            "POD_NAME": pod_name,
+        }
+        try:
+            for c in (template.get("spec") or {}).get("containers") or []:
+                env = {**base, **container_env(c, meta)}
+                env = {k: expand(v, env) for k, v in env.items()}
+                argv = [expand(a, env) for a in [*(c.get("command") or []), *(c.get("args") or [])]]
+                proc = ManagedProcess(
+                    f"{pod_name}/{c.get('name', 'main')}",
+                    argv,
+                    self.workdir / "logs" / f"{pod_name}-{c.get('name', 'main')}.log",
+                    env={**os.environ, **env},
+                )
+                pod.processes.append(proc)
+                # The kernel kills a child when the *thread* that forked it ends (it is
+                # started with PDEATHSIG), so pods are forked by one thread that lives as
+                # long as the runner, not by the short-lived one starting this pod.
+                self._forker.submit(proc.start).result()
+            self.say(f"pod {pod_name} starting (version {version})")
+            for port in ports.values():
+                pod.processes[-1].wait_ready(
+                    lambda p=port: port_is_open("127.0.0.1", p), 90, f"port {port}"
+                )
+            _warm_up(ports["MODEL_PORT"])
+        except Exception as e:
+            self.failures.append(f"pod {pod_name} failed to start: {str(e).splitlines()[0]}")
+            self.say(self.failures[-1])
+            pod.stop()
+            return None
+        return pod
+
+    def endpoint(self, pod: Pod) -> Endpoint:
+        return Endpoint(
+            pod.deployment,
+            pod.version,
+            f"http://127.0.0.1:{pod.ports['PROXY_PORT']}",
+            f"http://127.0.0.1:{pod.ports['ADMIN_PORT']}/v1/feedback",
+        )
+
+    def publish(self, pod: Pod) -> None:
+        """The pod's collector becomes a Prometheus target (file service discovery)."""
+        path = self.targets_dir / f"{pod.name}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps(
+                [
+                    {
+                        "targets": [f"127.0.0.1:{pod.ports['ADMIN_PORT']}"],
+                        "labels": {"pod": pod.name, "deployment": pod.deployment},
+                    }
+                ]
+            )
+        )
+        tmp.rename(path)
+
+    def unpublish(self, pod: Pod) -> None:
+        (self.targets_dir / f"{pod.name}.json").unlink(missing_ok=True)
+
+    # --- Jobs ----------------------------------------------------------------------------
+
+    def run_job(
+        self, name: str, metadata: dict[str, Any], pod_spec: dict[str, Any], deadline: float
+    ) -> tuple[int, str, str]:
+        """Run a Job's container to its end: (exit code, reason, message); the code is -1
+        when it could not start and the reason `DeadlineExceeded` when it ran too long."""
+        with self._lock:
+            run = self.runs.setdefault(name, JobRun(name, self.clock()))
+        container = pod_spec["containers"][0]
+        env = {**os.environ, **container_env(container, metadata)}
+        argv = [*(container.get("command") or []), *(container.get("args") or [])]
+        folder = self.workdir / "jobs" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        log_path = self.workdir / "logs" / f"job-{name}.log"
+        code: int | None
+        try:
+            argv = self._materialise_data(name, argv, folder, log_path, metadata)
+            code = self._exec(name, argv, env, log_path, deadline)
+            if code == 0 and self.after_training is not None:
+                artifact = (metadata.get("annotations") or {}).get("driftwarden.io/artifact", "")
+                self.after_training(Path(artifact))
+            reason, message = "", ""
+            if code is None:
+                code, reason = -1, "DeadlineExceeded"
+                message = f"the trainer ran past {deadline:.0f}s"
+            elif code != 0:
+                reason = "BackoffLimitExceeded"
+                message = f"trainer exited with {code}: {_last_line(log_path)}"
+        except Exception as e:  # a Job that cannot run fails, as a pod that cannot start
+            code, reason, message = -1, "StartError", str(e).splitlines()[0]
+        ok = code == 0
+        with self._lock:
+            run.finished_at, run.exit_code = self.clock(), code
+            run.outcome = "succeeded" if ok else "failed"
+        return code, reason, message
+
+    def stop_job(self, name: str) -> None:
+        with self._lock:
+            proc = self._job_procs.get(name)
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+
+    def _materialise_data(
+        self, name: str, argv: list[str], folder: Path, log_path: Path, metadata: dict[str, Any]
+    ) -> list[str]:
+        if "--data" not in argv:
+            return argv
+        i = argv.index("--data") + 1
+        m = re.fullmatch(r"kafka:(\d+)s", argv[i]) if i < len(argv) else None
+        if m is None:
+            return argv
+        out = folder / "data.parquet"
+        model = metadata["annotations"]["driftwarden.io/model"]
+        export = [
+            sys.executable,
+            "-m",
+            "driftwarden",
+            "dataset",
+            "export",
+            "--model",
+            model,
+            "--since",
+            f"{m.group(1)}s",
+            "-o",
+            str(out),
+            "--bootstrap",
+            self.bootstrap,
+        ]
+        if self.spec_path is not None:
+            export += ["--spec", str(self.spec_path)]
+        env = {**os.environ, **self.kafka_env}
+        code = self._exec(name, export, env, log_path, 300)
+        if code != 0:
+            raise RuntimeError(f"dataset export exited with {code}: {_last_line(log_path)}")
+        return [*argv[:i], str(out), *argv[i + 1 :]]
+
+    def _exec(
+        self, name: str, argv: Sequence[str], env: dict[str, str], log_path: Path, deadline: float
+    ) -> int | None:
+        """Run one process to completion, its output to the log and epoch lines to the run;
+        None when it ran past `deadline` seconds (then it is killed)."""
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        run = self.runs[name]
+        with open(log_path, "ab") as log:
+            log.write(f"--- {time.strftime('%H:%M:%S')} running: {' '.join(argv)}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+            with self._lock:
+                self._job_procs[name] = proc
+            expired = threading.Event()
+
+            def expire() -> None:
+                expired.set()
+                proc.kill()
+
+            timer = threading.Timer(deadline, expire)
+            timer.daemon = True
+            timer.start()
+            try:
+                assert proc.stdout is not None
+                for raw in proc.stdout:
+                    log.write(raw)
+                    log.flush()
+                    line = raw.decode(errors="replace").strip()
+                    m = EPOCH_LINE.match(line)
+                    if m:
+                        run.epoch, run.epochs, run.line = int(m.group(1)), int(m.group(2)), line
+                code = proc.wait()
+            finally:
+                timer.cancel()
+                with self._lock:
+                    self._job_procs.pop(name, None)
+        return None if expired.is_set() else code
+
+    def close(self) -> None:
+        """Stop every Job process and the pods' forking thread."""
+        self.stop_jobs()
+        self._forker.shutdown(wait=True)
+
+    def stop_jobs(self) -> None:
+        """Stop every Job process (SIGTERM, then SIGKILL)."""
+        with self._lock:
+            procs = list(self._job_procs.values())
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+
+class RunnerView:
+    """What the demo's watcher reads of the Jobs and pods a `ProcessRunner` runs."""
+
+    runner: ProcessRunner
+
+    @property
+    def runs(self) -> dict[str, JobRun]:
+        return self.runner.runs
+
+    @property
+    def failures(self) -> list[str]:
+        return self.runner.failures
+
+
+class LocalCluster(RunnerView):
+    """The shared state behind `LocalJobs` and `LocalRollouts`: Deployments, Jobs and Events
+    in memory, their pods and Job containers run by `runner`; `close()` stops them all."""
+
+    def __init__(
+        self,
+        split: TrafficSplit,
+        runner: ProcessRunner,
+        *,
+        namespace: str = "default",
+        say: Callable[[str], None] = lambda _: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.split = split
+        self.runner = runner
+        self.namespace = namespace
+        self.say = say
+        self.clock = clock
         self._lock = threading.RLock()
         self._rv = itertools.count(1)
         self.deployments: dict[str, dict[str, Any]] = {}
         self.pods: dict[str, Pod] = {}  # deployment -> its ready pod
         self._starting: dict[str, dict[str, Any]] = {}  # deployment -> template coming up
         self.jobs: dict[str, dict[str, Any]] = {}
-        self.runs: dict[str, JobRun] = {}
         self.events: list[ClusterEvent] = []
-        self.failures: list[str] = []  # pods that could not start
         self._event_keys: set[str] = set()
         self._watchers: list[queue.Queue[str]] = []
-        self._job_procs: dict[str, subprocess.Popen[bytes]] = {}
         self._threads: list[threading.Thread] = []
         self._closed = threading.Event()
         self._pod_seq = itertools.count(1)
-        self._forker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pod-forker")
 
     # --- Deployments ---------------------------------------------------------------------
 
@@ -380,47 +636,12 @@ class LocalCluster:
         meta = template.get("metadata") or {}
         version = str((meta.get("labels") or {}).get("version", "?"))
         pod_name = f"{name}-{version}-{next(self._pod_seq)}"
-        ports = {k: free_port() for k in ("MODEL_PORT", "PROXY_PORT", "ADMIN_PORT")}
-        folder = self.workdir / "pods" / pod_name
-        pod = Pod(pod_name, name, version, template, ports, folder)
-        base = {
-            **{k: str(v) for k, v in ports.items()},
-            "POD_DIR": str(folder),
-            "POD_NAME": pod_name,
-        }
-        try:
-            for c in (template.get("spec") or {}).get("containers") or []:
-                env = {**base, **container_env(c, meta)}
-                env = {k: expand(v, env) for k, v in env.items()}
-                argv = [expand(a, env) for a in [*(c.get("command") or []), *(c.get("args") or [])]]
-                proc = ManagedProcess(
-                    f"{pod_name}/{c.get('name', 'main')}",
-                    argv,
-                    self.workdir / "logs" / f"{pod_name}-{c.get('name', 'main')}.log",
-                    env={**os.environ, **env},
-                )
-                pod.processes.append(proc)
-                # The kernel kills a child when the *thread* that forked it ends (it is
-                # started with PDEATHSIG), so pods are forked by one thread that lives as
-                # long as the cluster, not by this short-lived one.
-                self._forker.submit(proc.start).result()
-            self.say(f"pod {pod_name} starting (version {version})")
-            for port in ports.values():
-                pod.processes[-1].wait_ready(
-                    lambda p=port: port_is_open("127.0.0.1", p), 90, f"port {port}"
-                )
-            _warm_up(ports["MODEL_PORT"])
-        except Exception as e:
-            with self._lock:
-                if self._starting.get(name) == template:
-                    del self._starting[name]
-            self.failures.append(f"pod {pod_name} failed to start: {str(e).splitlines()[0]}")
-            self.say(self.failures[-1])
-            pod.stop()
-            return
+        pod = self.runner.start_pod(pod_name, name, version, template)
         with self._lock:
             if self._starting.get(name) == template:
                 del self._starting[name]
+            if pod is None:
+                return
             obj = self.deployments.get(name)
             current = (obj or {}).get("spec", {}).get("template")
             want = int((obj or {}).get("spec", {}).get("replicas", 0))
@@ -430,42 +651,19 @@ class LocalCluster:
             old = self.pods.get(name)
             pod.ready = True
             self.pods[name] = pod
-            self._write_target(pod)
-            self.split.set_endpoint(
-                name,
-                Endpoint(
-                    name,
-                    version,
-                    f"http://127.0.0.1:{ports['PROXY_PORT']}",
-                    f"http://127.0.0.1:{ports['ADMIN_PORT']}/v1/feedback",
-                ),
-            )
+            self.runner.publish(pod)
+            self.split.set_endpoint(name, self.runner.endpoint(pod))
             self._set_status(name, 1)
-        self.say(f"pod {pod_name} ready: collector on 127.0.0.1:{ports['PROXY_PORT']}")
+        self.say(f"pod {pod_name} ready: collector on 127.0.0.1:{pod.ports['PROXY_PORT']}")
         if old is not None:
             self._retire(old)
-
-    def _write_target(self, pod: Pod) -> None:
-        path = self.targets_dir / f"{pod.name}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps(
-                [
-                    {
-                        "targets": [f"127.0.0.1:{pod.ports['ADMIN_PORT']}"],
-                        "labels": {"pod": pod.name, "deployment": pod.deployment},
-                    }
-                ]
-            )
-        )
-        tmp.rename(path)
 
     def _retire(self, pod: Pod) -> None:
         with self._lock:
             current = self.pods.get(pod.deployment)
             if current is None or current is pod:
                 self.split.set_endpoint(pod.deployment, None)
-        (self.targets_dir / f"{pod.name}.json").unlink(missing_ok=True)
+        self.runner.unpublish(pod)
         pod.stop()
         self.say(f"pod {pod.name} stopped")
 
@@ -481,7 +679,7 @@ class LocalCluster:
             job["metadata"]["uid"] = f"uid-{name}"
             job["status"] = {"active": 1}
             self.jobs[name] = job
-            self.runs[name] = JobRun(name, self.clock())
+            self.runner.runs[name] = JobRun(name, self.clock())
         self._notify(name)
         t = threading.Thread(target=self._run_job, args=(name,), daemon=True, name=f"job-{name}")
         self._threads.append(t)
@@ -512,30 +710,11 @@ class LocalCluster:
     def _run_job(self, name: str) -> None:
         with self._lock:
             job = copy.deepcopy(self.jobs[name])
-        run = self.runs[name]
         spec = job["spec"]
-        container = spec["template"]["spec"]["containers"][0]
-        env = {**os.environ, **container_env(container, job["metadata"])}
-        argv = [*(container.get("command") or []), *(container.get("args") or [])]
-        folder = self.workdir / "jobs" / name
-        folder.mkdir(parents=True, exist_ok=True)
-        log_path = self.workdir / "logs" / f"job-{name}.log"
         deadline = float(spec.get("activeDeadlineSeconds") or 4 * 3600)
-        code: int | None
-        try:
-            argv = self._materialise_data(argv, folder, log_path, job)
-            code = self._exec(name, argv, env, log_path, deadline)
-            if code == 0 and self.after_training is not None:
-                artifact = job["metadata"]["annotations"].get("driftwarden.io/artifact", "")
-                self.after_training(Path(artifact))
-            reason, message = "", ""
-            if code is None:
-                reason, message = "DeadlineExceeded", f"the trainer ran past {deadline:.0f}s"
-            elif code != 0:
-                reason = "BackoffLimitExceeded"
-                message = f"trainer exited with {code}: {_last_line(log_path)}"
-        except Exception as e:  # a Job that cannot run fails, as a pod that cannot start
-            code, reason, message = -1, "StartError", str(e).splitlines()[0]
+        code, reason, message = self.runner.run_job(
+            name, job["metadata"], spec["template"]["spec"], deadline
+        )
         now = self.clock()
         ok = code == 0
         condition = {
@@ -554,88 +733,7 @@ class LocalCluster:
                 "succeeded" if ok else "failed": 1,
                 **({"completionTime": _rfc3339(now)} if ok else {}),
             }
-            run.finished_at, run.outcome, run.exit_code = now, "succeeded" if ok else "failed", code
         self._notify(name)
-
-    def _materialise_data(
-        self, argv: list[str], folder: Path, log_path: Path, job: dict[str, Any]
-    ) -> list[str]:
-        if "--data" not in argv:
-            return argv
-        i = argv.index("--data") + 1
-        m = re.fullmatch(r"kafka:(\d+)s", argv[i]) if i < len(argv) else None
-        if m is None:
-            return argv
-        out = folder / "data.parquet"
-        model = job["metadata"]["annotations"]["driftwarden.io/model"]
-        export = [
-            sys.executable,
-            "-m",
-            "driftwarden",
-            "dataset",
-            "export",
-            "--model",
-            model,
-            "--since",
-            f"{m.group(1)}s",
-            "-o",
-            str(out),
-            "--bootstrap",
-            self.bootstrap,
-        ]
-        if self.spec_path is not None:
-            export += ["--spec", str(self.spec_path)]
-        env = {**os.environ, **self.kafka_env}
-        code = self._exec(job["metadata"]["name"], export, env, log_path, 300)
-        if code != 0:
-            raise RuntimeError(f"dataset export exited with {code}: {_last_line(log_path)}")
-        return [*argv[:i], str(out), *argv[i + 1 :]]
-
-    def _exec(
-        self, name: str, argv: Sequence[str], env: dict[str, str], log_path: Path, deadline: float
-    ) -> int | None:
-        """Run one process to completion, its output to the log and epoch lines to the run;
-        None when it ran past `deadline` seconds (then it is killed)."""
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        run = self.runs[name]
-        with open(log_path, "ab") as log:
-            log.write(f"--- {time.strftime('%H:%M:%S')} running: {' '.join(argv)}\n".encode())
-            log.flush()
-            proc = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-            with self._lock:
-                self._job_procs[name] = proc
-            expired = threading.Event()
-
-            def expire() -> None:
-                expired.set()
-                proc.kill()
-
-            timer = threading.Timer(deadline, expire)
-            timer.daemon = True
-            timer.start()
-            try:
-                assert proc.stdout is not None
-                for raw in proc.stdout:
-                    log.write(raw)
-                    log.flush()
-                    line = raw.decode(errors="replace").strip()
-                    m = EPOCH_LINE.match(line)
-                    if m:
-                        run.epoch, run.epochs, run.line = int(m.group(1)), int(m.group(2)), line
-                code = proc.wait()
-            finally:
-                timer.cancel()
-                with self._lock:
-                    self._job_procs.pop(name, None)
-        return None if expired.is_set() else code
 
     # --- Events ---------------------------------------------------------------------------
 
@@ -661,22 +759,14 @@ class LocalCluster:
         """Stop every Job process and every pod (SIGTERM, then SIGKILL)."""
         self._closed.set()
         with self._lock:
-            procs = list(self._job_procs.values())
             pods = list(self.pods.values())
             self.pods.clear()
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        self.runner.stop_jobs()
         for pod in pods:
             pod.stop()
         for t in self._threads:
             t.join(timeout=15)  # a pod still starting stops itself once it sees _closed
-        self._forker.shutdown(wait=True)
+        self.runner.close()
 
 
 def _warm_up(port: int, requests: int = 30) -> None:

@@ -7,7 +7,9 @@ trigger (its FastAPI app, bearer token), the model — a torch model trained by
 `retrain_trigger.train`, served by `retrain_trigger.serve` — behind the collector, the
 detectors, and in this process the production `TriggerService` and canary `Controller`.
 Where a cluster would be, `driftwarden.demo.cluster` runs the Job and the canary locally
-behind the same interfaces (module docstring there).
+behind the same interfaces (module docstring there). With `--kubeconfig` the trigger and the
+controller act on a real API server through their production adapters, and the pods run on
+a node the demo registers there (`driftwarden.demo.node`).
 """
 
 from __future__ import annotations
@@ -34,11 +36,14 @@ from driftwarden.demo.cluster import (
     LocalCluster,
     LocalJobs,
     LocalRollouts,
+    ProcessRunner,
     SplitRouter,
     TrafficSplit,
 )
 from driftwarden.demo.data import MODEL, VERSION, spec_document
 from driftwarden.demo.kafka import DemoKafka, start_kafka
+from driftwarden.demo.node import DemoNode, ServiceBalancer
+from driftwarden.demo.node import placement as node_placement
 from driftwarden.demo.traffic import TrafficPlan, TrafficStats, run_traffic
 from driftwarden.demo.view import Snapshot, snapshot_from_prometheus
 from driftwarden.errors import DriftwardenError
@@ -55,6 +60,10 @@ class DemoError(DriftwardenError):
 
 
 NAMESPACE = "default"
+#: The namespace `--kubeconfig` creates (and deletes at the end unless --keep).
+CLUSTER_NAMESPACE = "driftwarden-demo"
+#: The image of the demo's containers: their command lines run on this machine.
+LOCAL_IMAGE = "driftwarden-demo/local-process"
 DETECTORS_GROUP = "driftwarden-demo"
 CANARY = f"{MODEL}-canary"
 
@@ -128,6 +137,8 @@ class DemoOptions:
     cache_dir: Path = DEFAULT_CACHE
     report: Path | None = None  # the HTML report (default: out/demo-report.html)
     secure_kafka: bool = False  # SASL_SSL broker, one SCRAM user with least ACLs per component
+    kubeconfig: Path | None = None  # a real API server for the trigger and the controller
+    namespace: str = CLUSTER_NAMESPACE  # with kubeconfig: created by the demo, must not exist
 
     @property
     def timings(self) -> Profile:
@@ -222,14 +233,24 @@ def alertmanager_config(trigger_url: str, token_file: Path) -> str:
     return yaml.safe_dump({"route": route, "receivers": [receiver]}, sort_keys=False)
 
 
-def policy_document(p: Profile, *, spec: Path, output: Path, seed: int) -> dict[str, Any]:
-    """The model's retrain policy, read by the trigger and the canary controller alike."""
+def policy_document(
+    p: Profile,
+    *,
+    spec: Path,
+    output: Path,
+    seed: int,
+    namespace: str = NAMESPACE,
+    placement: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The model's retrain policy, read by the trigger and the canary controller alike
+    (`placement`: the nodeSelector and tolerations the Job's pod needs, if any)."""
+    pin = placement or {}
     return {
         "model": MODEL,
-        "namespace": NAMESPACE,
+        "namespace": namespace,
         "deployment": MODEL,
         "trainer": {
-            "image": "local",  # the local executor runs the command on this machine
+            "image": LOCAL_IMAGE,  # the command runs on this machine
             "command": [sys.executable, "-m", "retrain_trigger.train"],
             "args": [
                 *("--data", "{data}", "--spec", "{spec}", "--out", "{artifact}"),
@@ -237,6 +258,11 @@ def policy_document(p: Profile, *, spec: Path, output: Path, seed: int) -> dict[
                 *("--seed", str(seed)),
             ],
             "resources": {"gpu": 0, "cpu": "1", "memory": "2Gi"},
+            "node_selector": dict(pin.get("nodeSelector") or {}),
+            "tolerations": [
+                {k: v for k, v in t.items() if k in ("key", "operator", "value", "effect")}
+                for t in pin.get("tolerations") or []
+            ],
         },
         "data": {"source": "kafka", "since_s": p.since_s},
         "spec": str(spec),
@@ -277,10 +303,18 @@ def policy_document(p: Profile, *, spec: Path, output: Path, seed: int) -> dict[
 
 
 def stable_deployment(
-    artifact: Path, spec: Path, bootstrap: str, kafka_env: dict[str, str] | None = None
+    artifact: Path,
+    spec: Path,
+    bootstrap: str,
+    kafka_env: dict[str, str] | None = None,
+    *,
+    namespace: str = NAMESPACE,
+    placement: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The model's Deployment: the model server and the collector sidecar in one pod
-    (`kafka_env`: the collector's DRIFTWARDEN_KAFKA_* variables)."""
+    (`kafka_env`: the collector's DRIFTWARDEN_KAFKA_* variables; `placement`: what pins
+    the pods to the demo's node). The containers are command lines run on this machine;
+    their image is never pulled."""
     version_env = {
         "name": "DRIFTWARDEN_MODEL_VERSION",
         "valueFrom": {
@@ -297,7 +331,7 @@ def stable_deployment(
         "kind": "Deployment",
         "metadata": {
             "name": MODEL,
-            "namespace": NAMESPACE,
+            "namespace": namespace,
             "labels": dict(labels),
             "annotations": dict(annotations),
         },
@@ -307,9 +341,11 @@ def stable_deployment(
             "template": {
                 "metadata": {"labels": dict(labels), "annotations": dict(annotations)},
                 "spec": {
+                    **(placement or {}),
                     "containers": [
                         {
                             "name": "model",
+                            "image": LOCAL_IMAGE,
                             "command": [sys.executable, "-m", "retrain_trigger.serve"],
                             "args": [
                                 *("--artifact", str(artifact), "--name", MODEL),
@@ -318,6 +354,7 @@ def stable_deployment(
                         },
                         {
                             "name": "collector",
+                            "image": LOCAL_IMAGE,
                             "command": [sys.executable, "-m", "driftwarden", "collector", "run"],
                             "args": [
                                 *("--model", MODEL, "--model-port", "$(MODEL_PORT)"),
@@ -331,7 +368,7 @@ def stable_deployment(
                                 *({"name": k, "value": v} for k, v in (kafka_env or {}).items()),
                             ],
                         },
-                    ]
+                    ],
                 },
             },
         },
@@ -348,10 +385,18 @@ class Demo:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._servers: list[Any] = []
         self.prometheus: PrometheusServer | None = None
-        self.cluster: LocalCluster | None = None
+        # where the Jobs and pods run: LocalCluster, or DemoNode with --kubeconfig
+        self.cluster: Any = None
         self.trigger: Any = None
         self.controller: Any = None
-        self.split = TrafficSplit(MODEL, CANARY, seed=options.seed)
+        self.split: Any = (
+            ServiceBalancer(MODEL, seed=options.seed)
+            if options.kubeconfig
+            else TrafficSplit(MODEL, CANARY, seed=options.seed)
+        )
+        self.api: Any = None  # the Kubernetes client with --kubeconfig
+        self.namespace = options.namespace if options.kubeconfig else NAMESPACE
+        self._created_namespace = False
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._metrics_server: Any = None
@@ -379,19 +424,30 @@ class Demo:
         )
         self._servers.append(broker)
 
-        self.cluster = LocalCluster(
+        runner = ProcessRunner(
             w,
-            self.split,
-            namespace=NAMESPACE,
             bootstrap=kafka.bootstrap,
             kafka_env=kafka.env("dataset"),
             spec_path=spec_path,
             after_training=_worsen if o.worse_model else None,
             say=self.say,
         )
+        placement = None
+        if o.kubeconfig is not None:
+            node = self._start_node(o.kubeconfig, runner)
+            self.cluster, placement = node, node_placement(node.name)
+        else:
+            self.cluster = LocalCluster(self.split, runner, namespace=NAMESPACE, say=self.say)
         policies = w / "policies"
         policies.mkdir(exist_ok=True)
-        policy = policy_document(p, spec=spec_path, output=w / "artifacts", seed=o.seed)
+        policy = policy_document(
+            p,
+            spec=spec_path,
+            output=w / "artifacts",
+            seed=o.seed,
+            namespace=self.namespace,
+            placement=placement,
+        )
         (policies / f"{MODEL}.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
         token = w / "trigger-token"
         token.write_text(secrets.token_urlsafe(24))
@@ -418,7 +474,7 @@ class Demo:
                         "job_name": "driftwarden-collector",
                         "file_sd_configs": [
                             {
-                                "files": [str(self.cluster.targets_dir / "*.json")],
+                                "files": [str(runner.targets_dir / "*.json")],
                                 "refresh_interval": "5s",
                             }
                         ],
@@ -433,9 +489,20 @@ class Demo:
         self.prometheus.start()
         self.say(f"Prometheus ready on {self.prometheus.url} ({len(rules)} rule files)")
 
-        self.cluster.add_deployment(
-            stable_deployment(b.artifact, spec_path, kafka.bootstrap, kafka.env("collector"))
+        stable = stable_deployment(
+            b.artifact,
+            spec_path,
+            kafka.bootstrap,
+            kafka.env("collector"),
+            namespace=self.namespace,
+            placement=placement,
         )
+        if self.api is not None:
+            from kubernetes import client as k8s
+
+            k8s.AppsV1Api(self.api).create_namespaced_deployment(self.namespace, stable)
+        else:
+            self.cluster.add_deployment(stable)
         self._spawn(
             "detectors",
             [
@@ -448,13 +515,68 @@ class Demo:
         )
         self._start_canary_controller(policies, kafka)
         deadline = time.monotonic() + 120
-        while MODEL not in self.split.endpoints():
+        while not self.split.serves(MODEL):
             if self.cluster.failures:
                 raise DemoError(f"{self.cluster.failures[0]} (logs in {w / 'logs'})")
             if time.monotonic() > deadline:
                 raise DemoError(f"the {MODEL} pod did not become ready; see {w / 'logs'}")
             time.sleep(0.2)
         self.say(f"all components up in {time.monotonic() - t0:.1f}s; work folder {w}")
+
+    def _start_node(self, kubeconfig: Path, runner: ProcessRunner) -> DemoNode:
+        """Connect, create the demo's namespace and register the node its pods run on."""
+        from kubernetes import client as k8s
+        from kubernetes.client.exceptions import ApiException
+
+        from retrain_trigger.kube import api_client
+
+        self.api = api_client(kubeconfig)
+        core = k8s.CoreV1Api(self.api)
+        try:
+            core.create_namespace({"metadata": {"name": self.namespace}})
+        except ApiException as e:
+            if e.status == 409:
+                raise DemoError(
+                    f"--namespace: {self.namespace} already exists; the demo works in a "
+                    f"namespace of its own (delete it: kubectl delete namespace {self.namespace})"
+                ) from e
+            raise DemoError(
+                f"--kubeconfig: cannot create namespace {self.namespace}: {e.reason}"
+            ) from e
+        self._created_namespace = True
+        deadline = time.monotonic() + 30
+        while True:  # pods are refused until the namespace's default ServiceAccount exists
+            try:
+                core.read_namespaced_service_account("default", self.namespace)
+                break
+            except ApiException as e:
+                if e.status != 404 or time.monotonic() > deadline:
+                    raise DemoError(
+                        f"namespace {self.namespace}: no default ServiceAccount ({e.reason})"
+                    ) from e
+                time.sleep(0.2)
+        server = self.api.configuration.host
+        self.say(f"Kubernetes API server {server}: namespace {self.namespace} created")
+        node = DemoNode(self.api, self.namespace, runner, self.split, say=self.say)
+        node.start()
+        return node
+
+    def _delete_namespace(self, timeout_s: float = 60.0) -> None:
+        """Delete the demo's namespace while the node still confirms its pods' deletion."""
+        from kubernetes import client as k8s
+
+        core = k8s.CoreV1Api(self.api)
+        with contextlib.suppress(Exception):
+            core.delete_namespace(self.namespace)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if not core.list_namespaced_pod(self.namespace).items:
+                    return
+            except Exception:
+                return
+            time.sleep(0.5)
+        self.say(f"namespace {self.namespace}: pods still terminating after {timeout_s:.0f}s")
 
     def _start_trigger(self, policies: Path, token: Path, kafka: DemoKafka) -> None:
         from retrain_trigger.runner import TriggerService, TriggerSettings
@@ -463,14 +585,17 @@ class Demo:
         settings = TriggerSettings(
             policies=policies,
             token_file=token,
-            namespaces=(NAMESPACE,),
+            namespaces=(self.namespace,),
+            kubeconfig=self.options.kubeconfig,
             host="127.0.0.1",
             port=0,
             bootstrap=kafka.bootstrap,
             kafka_security=kafka.security("trigger"),
         )
-        self.trigger = TriggerService(settings, jobs=LocalJobs(self.cluster)).start()
-        self.say(f"retrain trigger listening on {self.trigger.url} (jobs run locally)")
+        jobs = None if self.api is not None else LocalJobs(self.cluster)  # None: KubeJobs
+        self.trigger = TriggerService(settings, jobs=jobs).start()
+        where = f"Jobs in namespace {self.namespace}" if jobs is None else "jobs run locally"
+        self.say(f"retrain trigger listening on {self.trigger.url} ({where})")
 
     def _start_canary_controller(self, policies: Path, kafka: DemoKafka) -> None:
         from retrain_trigger.canary.controller import Controller
@@ -482,14 +607,23 @@ class Demo:
         registry = CollectorRegistry()
         lineage = LineageLog(kafka.bootstrap, lineage_topic(), security=kafka.security("canary"))
         self._servers.append(_Closing(lineage))
-        rollouts = LocalRollouts(self.cluster)
+        if self.api is not None:  # production adapters and routers
+            from retrain_trigger.canary.kube import KubeRollouts
+
+            rollouts: Any = KubeRollouts(self.api, [self.namespace])
+            routers = None
+            how = "router: replicas, behind the pods' Service"
+        else:
+            rollouts = LocalRollouts(self.cluster)
+            routers = {"replicas": SplitRouter(self.split, rollouts)}
+            how = "router: the traffic split"
         self.controller = Controller(
-            load_policies(policies, namespaces=frozenset({NAMESPACE})),
+            load_policies(policies, namespaces=frozenset({self.namespace})),
             rollouts,
             Analyzer(PrometheusClient(self.prometheus.url, timeout_s=5)),
             lineage,
             registry,
-            routers={"replicas": SplitRouter(self.split, rollouts)},
+            routers=routers,
         )
         self._metrics_server = start_http_server(
             self.ports["canary"], addr="127.0.0.1", registry=registry
@@ -499,7 +633,7 @@ class Demo:
         )
         t.start()
         self._threads.append(t)
-        self.say("canary controller running (router: the traffic split)")
+        self.say(f"canary controller running ({how})")
 
     def _spawn(
         self,
@@ -542,8 +676,14 @@ class Demo:
         if self.trigger is not None:
             with contextlib.suppress(Exception):
                 self.trigger.stop()
+        if self._created_namespace and not self.options.keep:
+            self._delete_namespace()
         if self.cluster is not None:
             self.cluster.close()
+        if self.api is not None:
+            with contextlib.suppress(Exception):
+                self.api.close()
+                self.api.rest_client.pool_manager.clear()
         for server in reversed(self._servers):
             with contextlib.suppress(Exception):
                 server.stop()
@@ -703,7 +843,7 @@ class Watcher:
                 "drifting": snap.drifting,
                 "drift_share": snap.drift_share,
                 "alert": snap.alert_state,
-                "weight": d.split.weight if MODEL + "-canary" in d.split.endpoints() else 0,
+                "weight": d.split.canary_weight(),
                 "phase": snap.canary_phase,
                 "accuracy": {v: a for v, a in snap.accuracy.items() if a is not None},
             }
