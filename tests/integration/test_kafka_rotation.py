@@ -22,7 +22,9 @@ from tests.kits.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-REAUTH_MS = 3000
+# Long enough that a re-authentication rarely falls in the instant between the broker's
+# new credential and the client's new password (see the detectors' test).
+REAUTH_MS = 6000
 
 
 @pytest.fixture(scope="module")
@@ -32,24 +34,24 @@ def reauth_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKaf
         yield kit
 
 
-def _rotate(kit: SecureKafka, name: str, password_file: Path, file_delay_s: float = 0.0) -> str:
-    """The order of docs/security.md: the broker's SCRAM credential, then the Secret (the
-    mounted file), here `file_delay_s` later, as when the kubelet takes its time to update a
-    mounted Secret: re-authentications meanwhile are refused and must be waited out."""
+def _rotate(kit: SecureKafka, name: str, password_file: Path) -> str:
+    """The order of docs/security.md: the broker's SCRAM credential, then at once the Secret
+    (the mounted file)."""
     new = secrets.token_urlsafe(24)
     kit.broker.add_scram_user(name, new)
     kit.passwords.append(new)
-    time.sleep(file_delay_s)
     password_file.write_text(new + "\n")
     return new
 
 
-@pytest.mark.parametrize("file_delay_s", [0.0, 2.5 * REAUTH_MS / 1000])
 def test_detectors_follow_a_rotated_password(
-    reauth_kafka: SecureKafka, tmp_path: Path, caplog: Any, file_delay_s: float
+    reauth_kafka: SecureKafka, tmp_path: Path, caplog: Any
 ) -> None:
-    """Also when the mounted file changes well after the broker's credential (the kubelet
-    is late): the refused re-authentications meanwhile are waited out, not a reason to stop."""
+    """The new password reaches the consumer, the transactional producer and the checkpoint
+    reader at their next re-authentication. Not covered, because it does not hold: a
+    re-authentication of the transactional producer refused between the two changes is
+    fatal for it (librdkafka's rule), and the service then exits to be restarted from its
+    checkpoints (docs/security.md, "Rotation without a restart")."""
     from detectors.service import ServiceSettings, start_service
     from tests.kits.detectors import SyntheticModel, produce
 
