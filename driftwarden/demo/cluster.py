@@ -108,32 +108,40 @@ class Endpoint:
     feedback_url: str  # the collector's POST /v1/feedback
 
 
-class TrafficSplit:
-    """The local Service: the stable Deployment's ready pod gets what the canary does not."""
+class Endpoints:
+    """The ready collectors the traffic generator may send to, by key (a Deployment here, a
+    pod in `driftwarden.demo.node`); thread-safe."""
 
-    def __init__(self, stable: str, canary: str, seed: int = 0) -> None:
-        self.stable, self.canary = stable, canary
-        self.weight = 0  # percent of requests to the canary
+    def __init__(self, seed: int = 0) -> None:
         self._endpoints: dict[str, Endpoint] = {}
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
 
-    def set_endpoint(self, deployment: str, endpoint: Endpoint | None) -> None:
+    def set_endpoint(self, key: str, endpoint: Endpoint | None) -> None:
         with self._lock:
             if endpoint is None:
-                self._endpoints.pop(deployment, None)
+                self._endpoints.pop(key, None)
             else:
-                self._endpoints[deployment] = endpoint
-
-    def set_weight(self, weight: int) -> None:
-        self.weight = max(0, min(100, int(weight)))
+                self._endpoints[key] = endpoint
 
     def endpoints(self) -> dict[str, Endpoint]:
         with self._lock:
             return dict(self._endpoints)
 
     def serves(self, deployment: str) -> bool:
-        return deployment in self.endpoints()
+        return any(e.deployment == deployment for e in self.endpoints().values())
+
+
+class TrafficSplit(Endpoints):
+    """The local Service: the stable Deployment's ready pod gets what the canary does not."""
+
+    def __init__(self, stable: str, canary: str, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.stable, self.canary = stable, canary
+        self.weight = 0  # percent of requests to the canary
+
+    def set_weight(self, weight: int) -> None:
+        self.weight = max(0, min(100, int(weight)))
 
     def canary_weight(self) -> int:
         """The canary's percent of requests (0 while its pod is not ready)."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import re
 import socket
 import threading
@@ -33,7 +32,14 @@ from kubernetes import client as k8s
 from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
-from driftwarden.demo.cluster import ClusterEvent, Endpoint, Pod, ProcessRunner, RunnerView
+from driftwarden.demo.cluster import (
+    ClusterEvent,
+    Endpoint,
+    Endpoints,
+    Pod,
+    ProcessRunner,
+    RunnerView,
+)
 
 __all__ = [
     "NODE_LABEL",
@@ -196,28 +202,13 @@ def pod_status(
     }
 
 
-class ServiceBalancer:
-    """The Service in front of the model's pods: each request to a ready pod at random."""
+class ServiceBalancer(Endpoints):
+    """The Service in front of the model's pods (keyed by pod name): each request to a
+    ready pod at random."""
 
     def __init__(self, stable: str, seed: int = 0) -> None:
+        super().__init__(seed)
         self.stable = stable
-        self._endpoints: dict[str, Endpoint] = {}  # pod name -> its collector
-        self._lock = threading.Lock()
-        self._rng = random.Random(seed)
-
-    def set_endpoint(self, pod: str, endpoint: Endpoint | None) -> None:
-        with self._lock:
-            if endpoint is None:
-                self._endpoints.pop(pod, None)
-            else:
-                self._endpoints[pod] = endpoint
-
-    def endpoints(self) -> dict[str, Endpoint]:
-        with self._lock:
-            return dict(self._endpoints)
-
-    def serves(self, deployment: str) -> bool:
-        return any(e.deployment == deployment for e in self.endpoints().values())
 
     def canary_weight(self) -> int:
         """Percent of the ready pods that are not the stable Deployment's."""
@@ -388,8 +379,9 @@ class DemoNode(RunnerView):
             if e.status != 404:  # a pod deleted meanwhile has nothing left to report to
                 log.warning("pod %s: status not reported: %s", pod.metadata.name, e.reason)
 
-    def _containers(self, pod: k8s.V1Pod) -> list[dict[str, Any]]:
-        return list(self.api.sanitize_for_serialization(pod.spec).get("containers") or [])
+    def _spec(self, pod: k8s.V1Pod) -> dict[str, Any]:
+        """The pod's spec in the API's JSON form (what `ProcessRunner` reads)."""
+        return dict(self.api.sanitize_for_serialization(pod.spec))
 
     def _run_pod(self, pod: k8s.V1Pod) -> None:
         meta = pod.metadata
@@ -401,9 +393,11 @@ class DemoNode(RunnerView):
             else meta.name
         )
         labels = dict(meta.labels or {})
+        spec = self._spec(pod)
+        containers = list(spec.get("containers") or [])
         template = {
             "metadata": {"labels": labels, "annotations": dict(meta.annotations or {})},
-            "spec": self.api.sanitize_for_serialization(pod.spec),
+            "spec": spec,
         }
         started_at = time.time()
         started = self.runner.start_pod(meta.name, deployment, labels.get("version", "?"), template)
@@ -411,7 +405,7 @@ class DemoNode(RunnerView):
             self._report(
                 pod,
                 pod_status(
-                    self._containers(pod),
+                    containers,
                     started=started_at,
                     exit_code=1,
                     finished=time.time(),
@@ -426,7 +420,7 @@ class DemoNode(RunnerView):
                 return
             started.ready = True
             self._pods[meta.uid] = started
-        self._report(pod, pod_status(self._containers(pod), started=started_at))
+        self._report(pod, pod_status(containers, started=started_at))
         self.runner.publish(started)
         self.service.set_endpoint(meta.name, self.runner.endpoint(started))
         self.say(f"pod {meta.name} ready: collector on 127.0.0.1:{started.ports['PROXY_PORT']}")
@@ -444,7 +438,8 @@ class DemoNode(RunnerView):
                 return
             self._pods[meta.uid] = job_name
         started = time.time()
-        containers = self._containers(pod)
+        spec = self._spec(pod)
+        containers = list(spec.get("containers") or [])
         self._report(pod, pod_status(containers, started=started))
         job_meta = {
             "name": job_name,
@@ -452,9 +447,7 @@ class DemoNode(RunnerView):
             "annotations": dict(job.metadata.annotations or {}),
         }
         deadline = float(job.spec.active_deadline_seconds or DEFAULT_JOB_DEADLINE_S)
-        code, reason, message = self.runner.run_job(
-            job_name, job_meta, self.api.sanitize_for_serialization(pod.spec), deadline
-        )
+        code, reason, message = self.runner.run_job(job_name, job_meta, spec, deadline)
         with self._lock:
             still_running = self._pods.pop(meta.uid, None) is not None
         if still_running:
